@@ -1,0 +1,450 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace OpenCode.Rpc.Core.Json;
+
+/// <summary>
+/// Reads and writes JSON exactly as OpenCode's <c>JSON.stringify(value, null, 2)</c> does, so the store
+/// stays byte-compatible: 2-space indentation, keys in insertion order, raw UTF-8 (JavaScript escapes only
+/// quotes, backslashes, control characters and lone surrogates), JavaScript number formatting, and no
+/// trailing newline. System.Text.Json's own writer escapes non-ASCII and formats numbers differently,
+/// which is why this writer exists.
+/// </summary>
+public static class JsJson
+{
+    /// <summary>Deep enough for any tool input a model produces, shallow enough to stop a nesting bomb.</summary>
+    public const int MaxDepth = 256;
+
+    private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
+    private static readonly JsonDocumentOptions DocOptions = new()
+    {
+        MaxDepth = MaxDepth,
+        AllowTrailingCommas = false,
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowDuplicateProperties = false,
+    };
+
+    /// <summary>Parses UTF-8 JSON. Throws <see cref="JsonException"/> (with line and byte position) on bad input,
+    /// including duplicate keys, which JavaScript would silently collapse.</summary>
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
+        {
+            utf8 = utf8[3..];
+        }
+
+        try
+        {
+            // AllowDuplicateProperties=false: a duplicate key (a classic smuggling trick) is an error here,
+            // where JavaScript would silently keep the last one.
+            return Materialize(JsonNode.Parse(utf8, NodeOptions, DocOptions));
+        }
+        catch (ArgumentException ex)
+        {
+            throw new JsonException(ex.Message, ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new JsonException(ex.Message, ex);
+        }
+    }
+
+    public static JsonNode? Parse(string json) => Parse(Encoding.UTF8.GetBytes(json));
+
+    /// <summary>Parses an object; anything else is a <see cref="JsonException"/>.</summary>
+    public static JsonObject ParseObject(ReadOnlySpan<byte> utf8) =>
+        Parse(utf8) as JsonObject ?? throw new JsonException("Expected a JSON object.");
+
+    // JsonObject builds its dictionary lazily on first access, which is not thread-safe. Cached store
+    // objects are read by many requests at once, so build every level eagerly right after parsing.
+    private static JsonNode? Materialize(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var kv in obj)
+                {
+                    Materialize(kv.Value);
+                }
+
+                break;
+            case JsonArray arr:
+                foreach (var item in arr)
+                {
+                    Materialize(item);
+                }
+
+                break;
+        }
+
+        return node;
+    }
+
+    /// <summary>Serializes as <c>JSON.stringify(node, null, 2)</c> would, to UTF-8 bytes.</summary>
+    public static byte[] ToBytes(JsonNode? node, bool indented = true)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        Write(buffer, node, indented);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static string ToText(JsonNode? node, bool indented = true) => Encoding.UTF8.GetString(ToBytes(node, indented));
+
+    public static void Write(IBufferWriter<byte> output, JsonNode? node, bool indented = true)
+    {
+        var w = new Writer(output, indented);
+        w.Value(node, 0);
+    }
+
+    /// <summary>Writes a value with its nested lines indented by <paramref name="depth"/> levels; used by
+    /// streaming exporters that emit an outer envelope themselves.</summary>
+    public static void Write(IBufferWriter<byte> output, JsonNode? node, int depth, bool indented = true)
+    {
+        var w = new Writer(output, indented);
+        w.Value(node, depth);
+    }
+
+    /// <summary>Formats a double the way JavaScript's <c>Number.prototype.toString</c> does.</summary>
+    public static string FormatNumber(double d)
+    {
+        if (double.IsNaN(d) || double.IsInfinity(d))
+        {
+            return "null"; // JSON.stringify writes non-finite numbers as null
+        }
+
+        if (d == 0)
+        {
+            return "0";
+        }
+
+        string r = Math.Abs(d).ToString("R", CultureInfo.InvariantCulture);
+        string digits;
+        int n; // position of the decimal point relative to the first significant digit
+        int e = r.IndexOfAny(['E', 'e']);
+        if (e >= 0)
+        {
+            string mant = r[..e];
+            int exp = int.Parse(r[(e + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+            int dot = mant.IndexOf('.');
+            digits = dot >= 0 ? mant.Remove(dot, 1) : mant;
+            n = (dot >= 0 ? dot : mant.Length) + exp;
+        }
+        else
+        {
+            int dot = r.IndexOf('.');
+            string intPart = dot >= 0 ? r[..dot] : r;
+            string frac = dot >= 0 ? r[(dot + 1)..] : string.Empty;
+            digits = intPart + frac;
+            n = intPart.Length;
+        }
+
+        int lead = 0;
+        while (lead < digits.Length - 1 && digits[lead] == '0')
+        {
+            lead++;
+        }
+
+        digits = digits[lead..];
+        n -= lead;
+        digits = digits.TrimEnd('0');
+        if (digits.Length == 0)
+        {
+            return "0";
+        }
+
+        int k = digits.Length;
+        var sb = new StringBuilder(32);
+        if (d < 0)
+        {
+            sb.Append('-');
+        }
+
+        if (k <= n && n <= 21)
+        {
+            sb.Append(digits).Append('0', n - k);
+        }
+        else if (0 < n && n <= 21)
+        {
+            sb.Append(digits, 0, n).Append('.').Append(digits, n, k - n);
+        }
+        else if (-6 < n && n <= 0)
+        {
+            sb.Append("0.").Append('0', -n).Append(digits);
+        }
+        else
+        {
+            int exp = n - 1;
+            sb.Append(digits[0]);
+            if (k > 1)
+            {
+                sb.Append('.').Append(digits, 1, k - 1);
+            }
+
+            sb.Append('e').Append(exp >= 0 ? '+' : '-').Append(Math.Abs(exp).ToString(CultureInfo.InvariantCulture));
+        }
+
+        return sb.ToString();
+    }
+
+    private ref struct Writer(IBufferWriter<byte> output, bool indented)
+    {
+        private readonly IBufferWriter<byte> output = output;
+        private readonly bool indented = indented;
+
+        public void Value(JsonNode? node, int depth)
+        {
+            switch (node)
+            {
+                case null:
+                    Raw("null"u8);
+                    break;
+                case JsonObject obj:
+                    Object(obj, depth);
+                    break;
+                case JsonArray arr:
+                    Array(arr, depth);
+                    break;
+                case JsonValue val:
+                    Scalar(val);
+                    break;
+            }
+        }
+
+        private void Object(JsonObject obj, int depth)
+        {
+            if (obj.Count == 0)
+            {
+                Raw("{}"u8);
+                return;
+            }
+
+            Raw("{"u8);
+            bool first = true;
+            foreach (var kv in obj)
+            {
+                if (!first)
+                {
+                    Raw(","u8);
+                }
+
+                first = false;
+                NewLine(depth + 1);
+                String(kv.Key);
+                Raw(indented ? ": "u8 : ":"u8);
+                Value(kv.Value, depth + 1);
+            }
+
+            NewLine(depth);
+            Raw("}"u8);
+        }
+
+        private void Array(JsonArray arr, int depth)
+        {
+            if (arr.Count == 0)
+            {
+                Raw("[]"u8);
+                return;
+            }
+
+            Raw("["u8);
+            for (int i = 0; i < arr.Count; i++)
+            {
+                if (i > 0)
+                {
+                    Raw(","u8);
+                }
+
+                NewLine(depth + 1);
+                Value(arr[i], depth + 1);
+            }
+
+            NewLine(depth);
+            Raw("]"u8);
+        }
+
+        private void Scalar(JsonValue val)
+        {
+            switch (val.GetValueKind())
+            {
+                case JsonValueKind.String:
+                    String(val.GetValue<string>());
+                    break;
+                case JsonValueKind.True:
+                    Raw("true"u8);
+                    break;
+                case JsonValueKind.False:
+                    Raw("false"u8);
+                    break;
+                case JsonValueKind.Number:
+                    Number(val);
+                    break;
+                case JsonValueKind.Null:
+                    Raw("null"u8);
+                    break;
+                default:
+                    // A JsonValue wrapping an object/array element (rare: built from a JsonElement) is written
+                    // through a node re-parse so its keys keep their order.
+                    Value(JsonNode.Parse(val.ToJsonString()), 0);
+                    break;
+            }
+        }
+
+        private void Number(JsonValue val)
+        {
+            if (val.TryGetValue(out long l))
+            {
+                // Integers within 2^53 print the same in JavaScript; larger ones lose precision there, too.
+                if (Math.Abs(l) <= (1L << 53))
+                {
+                    Ascii(l.ToString(CultureInfo.InvariantCulture));
+                    return;
+                }
+            }
+
+            if (val.TryGetValue(out int i))
+            {
+                Ascii(i.ToString(CultureInfo.InvariantCulture));
+                return;
+            }
+
+            double d;
+            if (val.TryGetValue(out JsonElement el))
+            {
+                d = el.TryGetDouble(out var dd) ? dd : double.PositiveInfinity;
+            }
+            else if (val.TryGetValue(out double dv))
+            {
+                d = dv;
+            }
+            else if (val.TryGetValue(out decimal m))
+            {
+                d = (double)m;
+            }
+            else if (val.TryGetValue(out float f))
+            {
+                d = f;
+            }
+            else if (val.TryGetValue(out ulong ul))
+            {
+                d = ul;
+            }
+            else
+            {
+                d = double.Parse(val.ToJsonString(), CultureInfo.InvariantCulture);
+            }
+
+            Ascii(FormatNumber(d));
+        }
+
+        private void NewLine(int depth)
+        {
+            if (!indented)
+            {
+                return;
+            }
+
+            int n = 1 + (depth * 2);
+            var span = output.GetSpan(n);
+            span[0] = (byte)'\n';
+            span.Slice(1, depth * 2).Fill((byte)' ');
+            output.Advance(n);
+        }
+
+        private void Raw(ReadOnlySpan<byte> bytes)
+        {
+            var span = output.GetSpan(bytes.Length);
+            bytes.CopyTo(span);
+            output.Advance(bytes.Length);
+        }
+
+        private void Ascii(string s)
+        {
+            var span = output.GetSpan(s.Length);
+            for (int i = 0; i < s.Length; i++)
+            {
+                span[i] = (byte)s[i];
+            }
+
+            output.Advance(s.Length);
+        }
+
+        private void String(string s)
+        {
+            // Worst case: every UTF-16 unit becomes a 6-byte escape, plus the two quotes.
+            var span = output.GetSpan((s.Length * 6) + 2);
+            int p = 0;
+            span[p++] = (byte)'"';
+            for (int i = 0; i < s.Length; i++)
+            {
+                char c = s[i];
+                if (c < 0x80)
+                {
+                    switch (c)
+                    {
+                        case '"': span[p++] = (byte)'\\'; span[p++] = (byte)'"'; break;
+                        case '\\': span[p++] = (byte)'\\'; span[p++] = (byte)'\\'; break;
+                        case '\b': span[p++] = (byte)'\\'; span[p++] = (byte)'b'; break;
+                        case '\f': span[p++] = (byte)'\\'; span[p++] = (byte)'f'; break;
+                        case '\n': span[p++] = (byte)'\\'; span[p++] = (byte)'n'; break;
+                        case '\r': span[p++] = (byte)'\\'; span[p++] = (byte)'r'; break;
+                        case '\t': span[p++] = (byte)'\\'; span[p++] = (byte)'t'; break;
+                        default:
+                            if (c < 0x20)
+                            {
+                                p += EscapeU(span[p..], c);
+                            }
+                            else
+                            {
+                                span[p++] = (byte)c;
+                            }
+
+                            break;
+                    }
+                }
+                else if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+                {
+                    int cp = char.ConvertToUtf32(c, s[i + 1]);
+                    i++;
+                    span[p++] = (byte)(0xF0 | (cp >> 18));
+                    span[p++] = (byte)(0x80 | ((cp >> 12) & 0x3F));
+                    span[p++] = (byte)(0x80 | ((cp >> 6) & 0x3F));
+                    span[p++] = (byte)(0x80 | (cp & 0x3F));
+                }
+                else if (char.IsSurrogate(c))
+                {
+                    // Well-formed JSON.stringify (ES2019) escapes lone surrogates with lowercase hex.
+                    p += EscapeU(span[p..], c);
+                }
+                else if (c < 0x800)
+                {
+                    span[p++] = (byte)(0xC0 | (c >> 6));
+                    span[p++] = (byte)(0x80 | (c & 0x3F));
+                }
+                else
+                {
+                    span[p++] = (byte)(0xE0 | (c >> 12));
+                    span[p++] = (byte)(0x80 | ((c >> 6) & 0x3F));
+                    span[p++] = (byte)(0x80 | (c & 0x3F));
+                }
+            }
+
+            span[p++] = (byte)'"';
+            output.Advance(p);
+        }
+
+        private static int EscapeU(Span<byte> dest, char c)
+        {
+            const string hex = "0123456789abcdef";
+            dest[0] = (byte)'\\';
+            dest[1] = (byte)'u';
+            dest[2] = (byte)hex[(c >> 12) & 0xF];
+            dest[3] = (byte)hex[(c >> 8) & 0xF];
+            dest[4] = (byte)hex[(c >> 4) & 0xF];
+            dest[5] = (byte)hex[c & 0xF];
+            return 6;
+        }
+    }
+}

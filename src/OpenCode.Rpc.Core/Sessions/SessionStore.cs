@@ -1,0 +1,609 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Ids;
+using OpenCode.Rpc.Core.Json;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Storage;
+
+namespace OpenCode.Rpc.Core.Sessions;
+
+/// <summary>A message with its parts, as OpenCode returns and exports it.</summary>
+public sealed record MessageWithParts(JsonObject Info, IReadOnlyList<JsonObject> Parts);
+
+/// <summary>A change in the store, named and shaped like OpenCode's bus events (reference §9).</summary>
+public sealed record StoreEvent(string Type, JsonObject Properties);
+
+/// <summary>Filters for <see cref="SessionStore.ListSessions"/>; the same meaning as OpenCode's
+/// <c>GET /session</c>, plus <see cref="IncludeArchived"/>.</summary>
+public sealed record SessionListQuery(string? Search = null, int? Limit = null, bool Roots = false, long? Start = null, bool IncludeArchived = false);
+
+/// <summary>
+/// Sessions, messages and parts in OpenCode 1.1.65's JSON layout. Objects are kept as ordered
+/// <see cref="JsonObject"/>s so every field we do not model survives a read and a write, in its place.
+/// Writes of one session are serialized across threads and processes (<see cref="StoreLock"/>); reads
+/// take no lock because every file is replaced atomically.
+/// </summary>
+public sealed class SessionStore
+{
+    /// <summary>The OpenCode release whose on-disk format we write; stored as each new session's <c>version</c>.</summary>
+    public const string FormatVersion = "1.1.65";
+
+    public const int MaxTitleLength = 1024;
+
+    private static readonly string[] Adjectives =
+    [
+        "brave", "calm", "clever", "cosmic", "crisp", "curious", "eager", "gentle", "glowing", "happy", "hidden", "jolly", "kind", "lucky",
+        "mighty", "misty", "neon", "nimble", "playful", "proud", "quick", "quiet", "shiny", "silent", "stellar", "sunny", "swift", "tidy", "witty",
+    ];
+
+    private static readonly string[] Nouns =
+    [
+        "cabin", "cactus", "canyon", "circuit", "comet", "eagle", "engine", "falcon", "forest", "garden", "harbor", "island", "knight", "lagoon",
+        "meadow", "moon", "mountain", "nebula", "orchid", "otter", "panda", "pixel", "planet", "river", "rocket", "sailor", "squid", "star", "tiger",
+        "wizard", "wolf",
+    ];
+
+    private readonly TimeProvider time;
+    private readonly Action<string> warn;
+    private readonly SessionIndex index;
+    private readonly StoreLock locks;
+
+    public SessionStore(StoreLayout layout, TimeProvider? time = null, Action<string>? warn = null)
+    {
+        Layout = layout;
+        this.time = time ?? TimeProvider.System;
+        this.warn = warn ?? (_ => { });
+        index = new SessionIndex(this.warn);
+        locks = new StoreLock(layout.LockDir);
+    }
+
+    /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
+    public event Action<StoreEvent>? Changed;
+
+    public StoreLayout Layout { get; }
+
+    public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Creates <c>storage/</c> and its migration marker (so OpenCode 1.1.65 runs no migration over
+    /// our layout), and removes temp files a crashed writer left behind.</summary>
+    public void Initialize()
+    {
+        AtomicFile.CreateDirectoryDurably(Layout.Storage);
+        if (!File.Exists(Layout.MigrationFile))
+        {
+            AtomicFile.Write(Layout.MigrationFile, "2"u8);
+        }
+
+        int removed = AtomicFile.CleanStaleTemps(Layout.Storage);
+        if (removed > 0)
+        {
+            warn($"removed {removed} stale temp file(s) left by an interrupted write");
+        }
+    }
+
+    /// <summary>Takes the write lock of one session. Everything that changes a session's files holds it.</summary>
+    public Task<IDisposable> LockSessionAsync(string sessionId, CancellationToken ct) => locks.AcquireAsync(sessionId, ct);
+
+    // ---------------------------------------------------------------- sessions
+
+    public async Task<JsonObject> CreateSessionAsync(ProjectInfo project, string? title, string? parentId, CancellationToken ct)
+    {
+        if (title is not null)
+        {
+            CheckTitle(title);
+        }
+
+        if (parentId is not null)
+        {
+            CheckId(parentId, Identifier.Session, "parentID");
+            _ = GetSession(parentId);
+        }
+
+        ProjectResolver.EnsureProjectFile(Layout, project, Now);
+        long now = Now;
+        string id = Identifier.Create(Identifier.Session, descending: true, now);
+
+        // Key order of OpenCode's createNext: id, slug, version, projectID, directory, parentID?, title, time.
+        var info = new JsonObject
+        {
+            ["id"] = id,
+            ["slug"] = $"{Adjectives[Random.Shared.Next(Adjectives.Length)]}-{Nouns[Random.Shared.Next(Nouns.Length)]}",
+            ["version"] = FormatVersion,
+            ["projectID"] = project.Id,
+            ["directory"] = project.Directory,
+        };
+        if (parentId is not null)
+        {
+            info["parentID"] = parentId;
+        }
+
+        info["title"] = title ?? $"{(parentId is null ? "New session" : "Child session")} - {OpenCodeSchema.Iso(now)}";
+        info["time"] = new JsonObject { ["created"] = now, ["updated"] = now };
+
+        using (await LockSessionAsync(id, ct).ConfigureAwait(false))
+        {
+            WriteSessionFile(project.Id, info);
+        }
+
+        Publish("session.created", new JsonObject { ["info"] = info.DeepClone() });
+        return info;
+    }
+
+    /// <summary>Writes a complete session object as it is (import and fork build their own). The caller holds the lock.</summary>
+    public void WriteSessionFile(string projectId, JsonObject info)
+    {
+        string id = info["id"]!.GetValue<string>();
+        string file = Layout.SessionFile(projectId, id);
+        AtomicFile.Write(file, JsJson.ToBytes(info));
+        index.Put(projectId, file, info);
+    }
+
+    public JsonObject GetSession(string sessionId) => ReadSession(sessionId).Info;
+
+    /// <summary>The session and the project folder it is filed under.</summary>
+    public (JsonObject Info, string ProjectId) ReadSession(string sessionId)
+    {
+        CheckId(sessionId, Identifier.Session, "sessionID");
+        string? projectId = LocateSession(sessionId) ?? throw NotFoundException.ForSession(sessionId);
+        string file = Layout.SessionFile(projectId, sessionId);
+        return (ReadObject(file) ?? throw NotFoundException.ForSession(sessionId), projectId);
+    }
+
+    public bool SessionExists(string sessionId) => Identifier.IsValid(sessionId, Identifier.Session) && LocateSession(sessionId) is not null;
+
+    /// <summary>Sessions of one project, newest <c>time.updated</c> first (ties: newest created first).</summary>
+    public IReadOnlyList<JsonObject> ListSessions(string projectId, SessionListQuery q)
+    {
+        IEnumerable<JsonObject> all = index.Get(projectId, Layout.SessionDir(projectId));
+        if (q.Roots)
+        {
+            all = all.Where(s => s["parentID"] is null);
+        }
+
+        if (!q.IncludeArchived)
+        {
+            all = all.Where(s => s["time"]?["archived"] is null);
+        }
+
+        if (q.Start is long start)
+        {
+            all = all.Where(s => Updated(s) >= start);
+        }
+
+        if (!string.IsNullOrEmpty(q.Search))
+        {
+            all = all.Where(s => s["title"] is JsonValue t && t.GetValueKind() == JsonValueKind.String
+                && t.GetValue<string>().Contains(q.Search, StringComparison.OrdinalIgnoreCase));
+        }
+
+        var ordered = all.OrderByDescending(Updated).ThenBy(s => (string?)s["id"], StringComparer.Ordinal);
+        return (q.Limit is int limit ? ordered.Take(limit) : ordered).ToList();
+    }
+
+    public IReadOnlyList<JsonObject> Children(string sessionId)
+    {
+        var (_, projectId) = ReadSession(sessionId);
+        return index.Get(projectId, Layout.SessionDir(projectId))
+            .Where(s => s["parentID"] is JsonValue p && p.GetValueKind() == JsonValueKind.String && p.GetValue<string>() == sessionId)
+            .OrderBy(s => (string?)s["id"], StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>Read-modify-write of a session under its lock, from the file on disk (never a cached copy, which
+    /// another process may have outdated). Publishes <c>session.updated</c>.</summary>
+    public async Task<JsonObject> UpdateSessionAsync(string sessionId, Action<JsonObject> mutate, CancellationToken ct)
+    {
+        CheckId(sessionId, Identifier.Session, "sessionID");
+        JsonObject info;
+        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        {
+            (info, string projectId) = ReadSession(sessionId);
+            mutate(info);
+            WriteSessionFile(projectId, info);
+        }
+
+        Publish("session.updated", new JsonObject { ["info"] = info.DeepClone() });
+        return info;
+    }
+
+    /// <summary>Renames and/or archives. Like OpenCode's PATCH, this does not move <c>time.updated</c>.</summary>
+    public Task<JsonObject> UpdateSessionInfoAsync(string sessionId, string? title, bool? archived, CancellationToken ct)
+    {
+        if (title is not null)
+        {
+            CheckTitle(title);
+        }
+
+        return UpdateSessionAsync(sessionId, info =>
+        {
+            if (title is not null)
+            {
+                info["title"] = title;
+            }
+
+            if (archived is bool a)
+            {
+                var t = info["time"] as JsonObject ?? new JsonObject();
+                if (a)
+                {
+                    t["archived"] = Now;
+                }
+                else
+                {
+                    t.Remove("archived");
+                }
+
+                info["time"] = t;
+            }
+        }, ct);
+    }
+
+    /// <summary>Deletes a session and, first, its children (recursively), with their messages, parts, diffs,
+    /// share records and todos. The session file goes first so a crash midway never shows a half-deleted
+    /// session; what remains is unreachable debris. Nothing in the user's worktree is touched.</summary>
+    public async Task<IReadOnlyList<JsonObject>> DeleteSessionAsync(string sessionId, CancellationToken ct)
+    {
+        var (root, _) = ReadSession(sessionId);
+        var order = new List<string>();
+        CollectSubtree(sessionId, order, new HashSet<string>(StringComparer.Ordinal));
+        var deleted = new List<JsonObject>();
+        foreach (var id in order)
+        {
+            ct.ThrowIfCancellationRequested();
+            JsonObject info;
+            using (await LockSessionAsync(id, ct).ConfigureAwait(false))
+            {
+                string? projectId = LocateSession(id);
+                if (projectId is null)
+                {
+                    continue; // removed meanwhile by another process
+                }
+
+                info = ReadObject(Layout.SessionFile(projectId, id)) ?? root;
+                AtomicFile.Delete(Layout.SessionFile(projectId, id));
+                index.Remove(projectId, id);
+                DeleteMessagesOf(id);
+                AtomicFile.Delete(Layout.SessionDiffFile(id));
+                AtomicFile.Delete(Layout.SessionShareFile(id));
+                AtomicFile.Delete(Layout.TodoFile(id));
+            }
+
+            deleted.Add(info);
+            Publish("session.deleted", new JsonObject { ["info"] = info.DeepClone() });
+        }
+
+        return deleted;
+    }
+
+    private void CollectSubtree(string id, List<string> order, HashSet<string> seen)
+    {
+        if (!seen.Add(id))
+        {
+            return; // a parentID cycle in a hand-edited store must not loop forever
+        }
+
+        foreach (var child in Children(id))
+        {
+            CollectSubtree(child["id"]!.GetValue<string>(), order, seen);
+        }
+
+        order.Add(id);
+    }
+
+    private void DeleteMessagesOf(string sessionId)
+    {
+        string dir = Layout.MessageDir(sessionId);
+        if (!Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            string messageId = Path.GetFileNameWithoutExtension(file);
+            if (Identifier.IsValid(messageId, Identifier.Message))
+            {
+                DeleteDirectory(Layout.PartDir(messageId));
+            }
+        }
+
+        DeleteDirectory(dir);
+    }
+
+    // ---------------------------------------------------------------- messages
+
+    public IReadOnlyList<MessageWithParts> ListMessages(string sessionId, int? limit = null, string? before = null)
+    {
+        _ = ReadSession(sessionId);
+        var infos = ReadMessageInfos(sessionId);
+        if (before is not null)
+        {
+            CheckId(before, Identifier.Message, "before");
+            int cut = infos.FindIndex(m => (string?)m["id"] == before);
+            if (cut < 0)
+            {
+                throw NotFoundException.ForMessage(before);
+            }
+
+            infos = infos[..cut];
+        }
+
+        if (limit is int n && infos.Count > n)
+        {
+            infos = infos[^n..];
+        }
+
+        return infos.Select(m => new MessageWithParts(m, ReadParts(m["id"]!.GetValue<string>()))).ToList();
+    }
+
+    public MessageWithParts GetMessage(string sessionId, string messageId)
+    {
+        _ = ReadSession(sessionId);
+        CheckId(messageId, Identifier.Message, "messageID");
+        var info = ReadObject(Layout.MessageFile(sessionId, messageId)) ?? throw NotFoundException.ForMessage(messageId);
+        return new MessageWithParts(info, ReadParts(messageId));
+    }
+
+    /// <summary>Message infos of a session ordered by (time.created, id), as OpenCode orders them.
+    /// Unreadable files are reported and skipped.</summary>
+    public List<JsonObject> ReadMessageInfos(string sessionId)
+    {
+        string dir = Layout.MessageDir(sessionId);
+        var list = new List<JsonObject>();
+        if (!Directory.Exists(dir))
+        {
+            return list;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file) is { } m)
+            {
+                list.Add(m);
+            }
+        }
+
+        list.Sort(CompareMessages);
+        return list;
+    }
+
+    /// <summary>Parts of a message ordered by id.</summary>
+    public IReadOnlyList<JsonObject> ReadParts(string messageId)
+    {
+        string dir = Layout.PartDir(messageId);
+        var list = new List<JsonObject>();
+        if (!Directory.Exists(dir))
+        {
+            return list;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file) is { } p)
+            {
+                list.Add(p);
+            }
+        }
+
+        list.Sort((a, b) => string.CompareOrdinal((string?)a["id"], (string?)b["id"]));
+        return list;
+    }
+
+    public static int CompareMessages(JsonObject a, JsonObject b)
+    {
+        int c = Created(a).CompareTo(Created(b));
+        return c != 0 ? c : string.CompareOrdinal((string?)a["id"], (string?)b["id"]);
+    }
+
+    /// <summary>Creates or replaces a message. A missing id is assigned (ascending). A new message moves the
+    /// session's <c>time.updated</c>, as a new prompt does in OpenCode.</summary>
+    public async Task<JsonObject> UpdateMessageAsync(JsonObject info, CancellationToken ct)
+    {
+        if (info["id"] is null)
+        {
+            info.Insert(0, "id", Identifier.Ascending(Identifier.Message));
+        }
+
+        OpenCodeSchema.ValidateMessage(info, "info");
+        string sessionId = info["sessionID"]!.GetValue<string>();
+        string messageId = info["id"]!.GetValue<string>();
+        JsonObject? touched = null;
+        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        {
+            var (session, projectId) = ReadSession(sessionId);
+            string file = Layout.MessageFile(sessionId, messageId);
+            bool isNew = !File.Exists(file);
+            AtomicFile.Write(file, JsJson.ToBytes(info));
+            if (isNew)
+            {
+                var t = session["time"] as JsonObject ?? new JsonObject();
+                t["updated"] = Math.Max(Now, Updated(session));
+                session["time"] = t;
+                WriteSessionFile(projectId, session);
+                touched = session;
+            }
+        }
+
+        Publish("message.updated", new JsonObject { ["info"] = info.DeepClone() });
+        if (touched is not null)
+        {
+            Publish("session.updated", new JsonObject { ["info"] = touched.DeepClone() });
+        }
+
+        return info;
+    }
+
+    /// <summary>Creates or replaces a part of any type. Its message must exist in the session the part names,
+    /// so a part cannot be slipped under another session's message.</summary>
+    public async Task<JsonObject> UpdatePartAsync(JsonObject part, string? delta, CancellationToken ct)
+    {
+        if (part["id"] is null)
+        {
+            part.Insert(0, "id", Identifier.Ascending(Identifier.Part));
+        }
+
+        OpenCodeSchema.ValidatePart(part, "part");
+        string sessionId = part["sessionID"]!.GetValue<string>();
+        string messageId = part["messageID"]!.GetValue<string>();
+        string partId = part["id"]!.GetValue<string>();
+        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        {
+            _ = ReadSession(sessionId);
+            if (!File.Exists(Layout.MessageFile(sessionId, messageId)))
+            {
+                throw NotFoundException.ForMessage(messageId);
+            }
+
+            AtomicFile.Write(Layout.PartFile(messageId, partId), JsJson.ToBytes(part));
+        }
+
+        var props = new JsonObject { ["part"] = part.DeepClone() };
+        if (delta is not null)
+        {
+            props["delta"] = delta;
+        }
+
+        Publish("message.part.updated", props);
+        return part;
+    }
+
+    public async Task RemoveMessageAsync(string sessionId, string messageId, CancellationToken ct)
+    {
+        CheckId(messageId, Identifier.Message, "messageID");
+        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        {
+            _ = ReadSession(sessionId);
+            string file = Layout.MessageFile(sessionId, messageId);
+            if (!File.Exists(file))
+            {
+                throw NotFoundException.ForMessage(messageId);
+            }
+
+            // Message first: a crash after it leaves orphan parts nobody lists, never a message missing parts.
+            AtomicFile.Delete(file);
+            DeleteDirectory(Layout.PartDir(messageId));
+        }
+
+        Publish("message.removed", new JsonObject { ["sessionID"] = sessionId, ["messageID"] = messageId });
+    }
+
+    public async Task RemovePartAsync(string sessionId, string messageId, string partId, CancellationToken ct)
+    {
+        CheckId(messageId, Identifier.Message, "messageID");
+        CheckId(partId, Identifier.Part, "partID");
+        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        {
+            _ = ReadSession(sessionId);
+            if (!File.Exists(Layout.MessageFile(sessionId, messageId)))
+            {
+                throw NotFoundException.ForMessage(messageId);
+            }
+
+            if (!AtomicFile.Delete(Layout.PartFile(messageId, partId)))
+            {
+                throw NotFoundException.ForPart(partId);
+            }
+        }
+
+        Publish("message.part.removed", new JsonObject { ["sessionID"] = sessionId, ["messageID"] = messageId, ["partID"] = partId });
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    public void Publish(string type, JsonObject properties) => Changed?.Invoke(new StoreEvent(type, properties));
+
+    public static long Updated(JsonObject s) => s["time"]?["updated"] is JsonValue v && v.TryGetValue(out long l) ? l : 0;
+
+    public static long Created(JsonObject m) => m["time"]?["created"] is JsonValue v && v.TryGetValue(out long l) ? l
+        : m["time"]?["created"] is JsonValue d && d.TryGetValue(out double dd) ? (long)dd : 0;
+
+    public static void CheckId(string? id, string prefix, string field)
+    {
+        if (!Identifier.IsValid(id, prefix))
+        {
+            throw new InvalidInputException(field, Identifier.Explain(id, prefix));
+        }
+    }
+
+    private static void CheckTitle(string title)
+    {
+        if (title.Length > MaxTitleLength)
+        {
+            throw new InvalidInputException("title", $"must be at most {MaxTitleLength} characters");
+        }
+    }
+
+    private string? LocateSession(string sessionId)
+    {
+        if (index.ProjectOf(sessionId) is { } known && File.Exists(Layout.SessionFile(known, sessionId)))
+        {
+            return known;
+        }
+
+        if (!Directory.Exists(Layout.SessionRoot))
+        {
+            return null;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(Layout.SessionRoot))
+        {
+            string projectId = Path.GetFileName(dir);
+            if (StoreLayout.IsValidProjectId(projectId) && File.Exists(Path.Combine(dir, sessionId + ".json")))
+            {
+                return projectId;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Reads a store object; null when the file does not exist. A file that exists but does not parse is
+    /// a <see cref="StoreCorruptException"/> naming it.</summary>
+    public static JsonObject? ReadObject(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsJson.Parse(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
+        }
+        catch (JsonException ex)
+        {
+            throw new StoreCorruptException(path, bytes.Length == 0 ? "it is empty" : ex.Message, ex);
+        }
+    }
+
+    private JsonObject? TryReadData(string file)
+    {
+        try
+        {
+            return ReadObject(file);
+        }
+        catch (StoreCorruptException ex)
+        {
+            warn($"skipping {ex.Message}");
+            return null;
+        }
+    }
+
+    private static void DeleteDirectory(string dir)
+    {
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+            Native.FsyncDirectory(Path.GetDirectoryName(dir)!);
+        }
+    }
+}

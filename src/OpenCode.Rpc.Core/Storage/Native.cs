@@ -1,0 +1,85 @@
+using System.Runtime.InteropServices;
+
+namespace OpenCode.Rpc.Core.Storage;
+
+/// <summary>
+/// The few libc calls .NET does not expose: fsync of a directory (so a rename is durable) and flock
+/// (a cross-process lock that the kernel drops when a process dies, so a SIGKILL never leaves a stale lock).
+/// </summary>
+internal static partial class Native
+{
+    private const int O_RDONLY = 0;
+    private const int O_RDWR = 2;
+    private const int O_CREAT = 0x40;
+    private const int O_CLOEXEC = 0x80000;
+    private const int O_DIRECTORY = 0x10000;
+    internal const int LOCK_EX = 2;
+    internal const int LOCK_UN = 8;
+    private const int EINTR = 4;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int Flock(int fd, int operation);
+
+    internal static bool IsUnix => !OperatingSystem.IsWindows();
+
+    /// <summary>Makes a directory entry change (create, rename, unlink) durable.</summary>
+    internal static void FsyncDirectory(string dir)
+    {
+        if (!IsUnix)
+        {
+            return; // NTFS journals metadata; MoveFileEx with WRITE_THROUGH is what File.Move uses there.
+        }
+
+        int fd = Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            return; // best effort: the data file itself was already fsync'd
+        }
+
+        try
+        {
+            Fsync(fd);
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    /// <summary>Opens (creating) a lock file and takes an exclusive flock on it, blocking until granted.</summary>
+    internal static int LockExclusive(string path)
+    {
+        int fd = Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x1A4 /* 0644 */);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open lock file {path} (errno {Marshal.GetLastPInvokeError()}).");
+        }
+
+        while (Flock(fd, LOCK_EX) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR)
+            {
+                Close(fd);
+                throw new IOException($"Cannot lock {path} (errno {errno}).");
+            }
+        }
+
+        return fd;
+    }
+
+    internal static void Unlock(int fd)
+    {
+        Flock(fd, LOCK_UN);
+        Close(fd);
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using OpenCode.Rpc.Core;
+using OpenCode.Rpc.Core.Storage;
+
+namespace OpenCode.Rpc.Cli;
+
+/// <summary>The <c>opencode-rpc</c> command line: <c>serve</c> and the CLI verbs, all over the same core.</summary>
+public static class CliApp
+{
+    public static readonly Option<string?> DataDirOption = new("--data-dir")
+    {
+        Description = "data directory (default: $XDG_DATA_HOME/opencode, else ~/.local/share/opencode)",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> DirectoryOption = new("--directory")
+    {
+        Description = "project directory (default: the current directory)",
+        Recursive = true,
+    };
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var root = new RootCommand("opencode-rpc: OpenCode-compatible session manager, as a stdio JSON-RPC sidecar and a CLI");
+        root.Options.Add(DataDirOption);
+        root.Options.Add(DirectoryOption);
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(SessionCommands.Create());
+        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+    }
+
+    public static string DataDir(ParseResult pr) =>
+        Path.GetFullPath(pr.GetValue(DataDirOption) is { Length: > 0 } d ? d : StoreLayout.DefaultDataDir());
+
+    public static string ProjectDir(ParseResult pr) =>
+        Path.GetFullPath(pr.GetValue(DirectoryOption) is { Length: > 0 } d ? d : Environment.CurrentDirectory);
+
+    public static void Log(string message) => Console.Error.WriteLine($"opencode-rpc: {message}");
+
+    /// <summary>Runs a CLI verb; a core error prints <c>Error: &lt;sentence&gt;</c> to stderr and exits 1, as OpenCode does.</summary>
+    public static async Task<int> GuardAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (OpenCodeException ex)
+        {
+            await Console.Error.WriteLineAsync($"Error: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+}

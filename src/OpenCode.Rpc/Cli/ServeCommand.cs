@@ -1,0 +1,48 @@
+using System.CommandLine;
+using OpenCode.Rpc.Server;
+
+namespace OpenCode.Rpc.Cli;
+
+/// <summary><c>opencode-rpc serve</c>: JSON-RPC 2.0 over stdin/stdout with LSP framing.</summary>
+public static class ServeCommand
+{
+    public static Command Create()
+    {
+        var maxFrame = new Option<long>("--max-frame-bytes")
+        {
+            Description = "largest request frame accepted, in bytes",
+            DefaultValueFactory = _ => ServerOptions.DefaultMaxFrameBytes,
+        };
+        var cmd = new Command("serve", "speak JSON-RPC 2.0 over stdin/stdout (LSP framing)") { maxFrame };
+        cmd.SetAction(async (pr, ct) =>
+        {
+            // stdout is the wire. Anything that writes to Console.Out by mistake goes to stderr instead.
+            var stdout = Console.OpenStandardOutput();
+            var stdin = Console.OpenStandardInput();
+            Console.SetOut(Console.Error);
+            var options = new ServerOptions(CliApp.DataDir(pr), CliApp.ProjectDir(pr), pr.GetValue(maxFrame));
+            using var server = RpcServer.Start(stdout, stdin, options, CliApp.Log);
+            try
+            {
+#pragma warning disable VSTHRD003 // both tasks belong to the server this method started
+                await Task.WhenAny(server.Completion, server.Context.ExitSignal).WaitAsync(ct).ConfigureAwait(false);
+                if (server.Completion is { IsFaulted: true } failed)
+                {
+                    await failed.ConfigureAwait(false); // surfaces the fatal connection error that ended it
+                }
+#pragma warning restore VSTHRD003
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C / SIGTERM: leave quietly; every acknowledged write is already on disk.
+            }
+            catch (Exception ex)
+            {
+                CliApp.Log($"connection ended: {ex.Message}");
+            }
+
+            return server.ExitCode;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Json;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+
+namespace OpenCode.Rpc.Cli;
+
+/// <summary><c>session list</c> and <c>session delete</c>, with OpenCode's output.</summary>
+public static class SessionCommands
+{
+    /// <summary>OpenCode shows at most this many rows unless <c>-n</c> says otherwise.</summary>
+    public const int DefaultMaxCount = 100;
+
+    public static Command Create()
+    {
+        var maxCount = new Option<int?>("--max-count", "-n") { Description = "limit to N most recent sessions" };
+        var format = new Option<string>("--format") { Description = "output format", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "json");
+        var list = new Command("list", "list sessions") { maxCount, format };
+        list.SetAction((pr, ct) => CliApp.GuardAsync(() =>
+        {
+            var store = OpenStore(pr);
+            var project = ProjectResolver.Resolve(CliApp.ProjectDir(pr));
+            int n = pr.GetValue(maxCount) ?? DefaultMaxCount;
+            var sessions = store.ListSessions(project.Id, new SessionListQuery(Limit: n, Roots: true, IncludeArchived: true));
+            string text = pr.GetValue(format) == "json" ? Json(sessions) : Table(sessions, DateTimeOffset.Now);
+            WriteStdout(text);
+            return Task.FromResult(0);
+        }));
+
+        var id = new Argument<string>("sessionID") { Description = "session ID to delete" };
+        var delete = new Command("delete", "delete a session") { id };
+        delete.SetAction((pr, ct) => CliApp.GuardAsync(async () =>
+        {
+            var store = OpenStore(pr);
+            string sid = pr.GetValue(id)!;
+            await store.DeleteSessionAsync(sid, ct).ConfigureAwait(false);
+            WriteStdout($"Session {sid} deleted\n");
+            return 0;
+        }));
+
+        return new Command("session", "manage sessions") { list, delete };
+    }
+
+    internal static SessionStore OpenStore(ParseResult pr) =>
+        new(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m));
+
+    /// <summary>OpenCode's table: id and title columns padded to their widest value, two spaces apart, a rule of
+    /// box-drawing dashes as wide as the header, and the time alone for today or "time · date" otherwise.</summary>
+    public static string Table(IReadOnlyList<JsonObject> sessions, DateTimeOffset now)
+    {
+        if (sessions.Count == 0)
+        {
+            return string.Empty;
+        }
+
+        int idW = Math.Max("Session ID".Length, sessions.Max(s => Str(s, "id").Length));
+        int titleW = Math.Max("Title".Length, sessions.Max(s => Str(s, "title").Length));
+        var sb = new StringBuilder();
+        string header = "Session ID".PadRight(idW) + "  " + "Title".PadRight(titleW) + "  " + "Updated";
+        sb.Append(header).Append('\n');
+        sb.Append(new string('─', header.Length)).Append('\n');
+        foreach (var s in sessions)
+        {
+            sb.Append(Str(s, "id").PadRight(idW)).Append("  ").Append(Str(s, "title").PadRight(titleW)).Append("  ")
+              .Append(FormatUpdated(SessionStore.Updated(s), now)).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    public static string FormatUpdated(long ms, DateTimeOffset now)
+    {
+        var t = TimeZoneInfo.ConvertTime(DateTimeOffset.FromUnixTimeMilliseconds(ms), TimeZoneInfo.Local);
+        string time = t.ToString("h:mm tt", CultureInfo.InvariantCulture);
+        return t.Date == now.ToOffset(t.Offset).Date ? time : $"{time} · {t.ToString("M/d/yyyy", CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>OpenCode's <c>--format json</c>: <c>[{id, title, updated, created, projectId, directory}]</c>.</summary>
+    public static string Json(IReadOnlyList<JsonObject> sessions)
+    {
+        var arr = new JsonArray();
+        foreach (var s in sessions)
+        {
+            arr.Add((JsonNode)new JsonObject
+            {
+                ["id"] = Str(s, "id"),
+                ["title"] = Str(s, "title"),
+                ["updated"] = SessionStore.Updated(s),
+                ["created"] = SessionStore.Created(s),
+                ["projectId"] = Str(s, "projectID"),
+                ["directory"] = Str(s, "directory"),
+            });
+        }
+
+        return JsJson.ToText(arr) + "\n";
+    }
+
+    private static string Str(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue(out string? s) ? s : string.Empty;
+
+    /// <summary>Writes all of <paramref name="text"/> to stdout and flushes, so a pipe gets every byte before exit.</summary>
+    internal static void WriteStdout(string text)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        var bytes = Encoding.UTF8.GetBytes(text);
+        stdout.Write(bytes);
+        stdout.Flush();
+    }
+}

@@ -1,0 +1,3 @@
+using OpenCode.Rpc.Cli;
+
+return await CliApp.RunAsync(args).ConfigureAwait(false);

@@ -1,0 +1,66 @@
+namespace OpenCode.Rpc.Server;
+
+/// <summary>Every wire name, spelled once. protocol/opencode-rpc.openrpc.json documents each; a test keeps the two equal.</summary>
+public static class Methods
+{
+    public const string Initialize = "initialize";
+    public const string Initialized = "initialized";
+    public const string Shutdown = "shutdown";
+    public const string Exit = "exit";
+    public const string CancelRequest = "$/cancelRequest";
+
+    public const string SessionCreate = "session/create";
+    public const string SessionGet = "session/get";
+    public const string SessionList = "session/list";
+    public const string SessionUpdate = "session/update";
+    public const string SessionDelete = "session/delete";
+    public const string SessionChildren = "session/children";
+
+    public const string MessageList = "message/list";
+    public const string MessageGet = "message/get";
+    public const string MessageUpdate = "message/update";
+    public const string MessageRemove = "message/remove";
+    public const string PartUpdate = "part/update";
+    public const string PartRemove = "part/remove";
+}
+
+/// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
+public static class Notifications
+{
+    public const string SessionCreated = "session.created";
+    public const string SessionUpdated = "session.updated";
+    public const string SessionDeleted = "session.deleted";
+    public const string MessageUpdated = "message.updated";
+    public const string MessageRemoved = "message.removed";
+    public const string MessagePartUpdated = "message.part.updated";
+    public const string MessagePartRemoved = "message.part.removed";
+
+    public static readonly IReadOnlyList<string> All =
+    [
+        SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+    ];
+}
+
+/// <summary>Error codes. The standard JSON-RPC ones for protocol faults; our own block is -32100..-32199, clear of
+/// StreamJsonRpc's -32000, -32001, -32003 and -32004.</summary>
+public static class ErrorCodes
+{
+    public const int ParseError = -32700;
+    public const int InvalidRequest = -32600;
+    public const int MethodNotFound = -32601;
+    public const int InvalidParams = -32602;
+    public const int InternalError = -32603;
+    public const int ServerNotInitialized = -32002;
+    public const int RequestCancelled = -32800;
+
+    public const int SessionNotFound = -32100;
+    public const int MessageNotFound = -32101;
+    public const int PartNotFound = -32102;
+    public const int StoreCorrupt = -32110;
+    public const int Conflict = -32111;
+    public const int LimitExceeded = -32112;
+    public const int SnapshotUnavailable = -32120;
+    public const int RevertConflict = -32121;
+    public const int PathOutsideProject = -32122;
+    public const int Unsupported = -32130;
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
+
+namespace OpenCode.Rpc.Server;
+
+/// <summary>
+/// One JSON-RPC connection over a pair of streams with LSP framing (<c>Content-Length</c> headers), served by
+/// StreamJsonRpc with source-generated System.Text.Json. Used by <c>serve</c> over stdio and by tests over
+/// in-memory pipes.
+/// </summary>
+public sealed class RpcServer : IDisposable
+{
+    private RpcServer(ServerContext ctx, JsonRpc rpc)
+    {
+        Context = ctx;
+        Rpc = rpc;
+    }
+
+    public ServerContext Context { get; }
+
+    public JsonRpc Rpc { get; }
+
+    /// <summary>Completes when the connection ends: stdin EOF, <c>exit</c>, or a fatal protocol error.</summary>
+#pragma warning disable VSTHRD003 // JsonRpc.Completion is meant to be awaited by the host that started it.
+    public Task Completion => Rpc.Completion;
+
+
+#pragma warning restore VSTHRD003
+
+    /// <summary>LSP's rule: 0 after <c>shutdown</c> (or a plain EOF), 1 for <c>exit</c> without <c>shutdown</c>.</summary>
+    public int ExitCode => Context.ExitRequested && !Context.ShutdownRequested ? 1 : 0;
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "All payload types are source-generated in ProtocolJsonContext.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "All payload types are source-generated in ProtocolJsonContext.")]
+    public static SystemTextJsonFormatter CreateFormatter() => new()
+    {
+        JsonSerializerOptions = new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            TypeInfoResolver = ProtocolJsonContext.Default,
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            MaxDepth = 256,
+        },
+    };
+
+    public static RpcServer Start(Stream sending, Stream receiving, ServerOptions options, Action<string> log)
+    {
+        var ctx = new ServerContext(options, log);
+        var handler = new HeaderDelimitedMessageHandler(sending, receiving, CreateFormatter());
+        var rpc = new OpenCodeJsonRpc(handler, ctx);
+        ctx.Rpc = rpc;
+        // FromShape: target metadata from PolyType's source generator, so the server also works under NativeAOT.
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<LifecycleTarget>(), new LifecycleTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<SessionTarget>(), new SessionTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<MessageTarget>(), new MessageTarget(ctx), null);
+        rpc.StartListening();
+        return new RpcServer(ctx, rpc);
+    }
+
+    public void Dispose() => Rpc.Dispose();
+
+    /// <summary>Every method name this server serves, read from the targets' attributes.</summary>
+    public static readonly IReadOnlySet<string> KnownMethods = NamesOf<LifecycleTarget>()
+        .Concat(NamesOf<SessionTarget>())
+        .Concat(NamesOf<MessageTarget>())
+        .ToHashSet(StringComparer.Ordinal);
+
+    private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>
+        typeof(T).GetMethods()
+            .Select(m => m.GetCustomAttributes(typeof(JsonRpcMethodAttribute), false).OfType<JsonRpcMethodAttribute>().FirstOrDefault()?.Name)
+            .OfType<string>();
+
+    /// <summary>Gates requests on the lifecycle and routes every failure through <see cref="ErrorMapper"/>.</summary>
+    private sealed class OpenCodeJsonRpc(IJsonRpcMessageHandler handler, ServerContext ctx) : JsonRpc(handler)
+    {
+        protected override JsonRpcError.ErrorDetail CreateErrorDetails(JsonRpcRequest request, Exception exception) =>
+            ErrorMapper.Map(request.Method ?? "a request", exception, ctx.Log);
+
+        protected override ValueTask<JsonRpcMessage> DispatchRequestAsync(JsonRpcRequest request, TargetMethod targetMethod, CancellationToken cancellationToken)
+        {
+            string method = request.Method ?? string.Empty;
+            if (!ctx.Initialized && method is not (Methods.Initialize or Methods.Exit or Methods.Shutdown))
+            {
+                return ValueTask.FromResult(Error(request, ErrorCodes.ServerNotInitialized, $"The server is not initialized: send initialize before {method}.", "ServerNotInitialized"));
+            }
+
+            if (ctx.ShutdownRequested && method is not (Methods.Exit or Methods.Shutdown))
+            {
+                return ValueTask.FromResult(Error(request, ErrorCodes.InvalidRequest, $"The server is shutting down: {method} is refused; send exit.", "ShuttingDown"));
+            }
+
+            return base.DispatchRequestAsync(request, targetMethod, cancellationToken);
+        }
+
+        private static JsonRpcMessage Error(JsonRpcRequest request, int code, string message, string kind) => new JsonRpcError
+        {
+            RequestId = request.RequestId,
+            Error = new JsonRpcError.ErrorDetail { Code = (JsonRpcErrorCode)code, Message = message, Data = new System.Text.Json.Nodes.JsonObject { ["kind"] = kind } },
+        };
+    }
+}

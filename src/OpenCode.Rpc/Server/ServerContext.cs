@@ -1,0 +1,114 @@
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+using StreamJsonRpc;
+
+namespace OpenCode.Rpc.Server;
+
+/// <summary>Options of one <c>serve</c> run.</summary>
+/// <param name="DataDir">The data dir (default <c>$XDG_DATA_HOME/opencode</c>).</param>
+/// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
+/// <param name="MaxFrameBytes">Largest accepted request frame.</param>
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes)
+{
+    public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
+
+    public const int MaxListLimit = 100_000;
+}
+
+/// <summary>State shared by the RPC targets of one connection: the store, the project chosen at
+/// <c>initialize</c>, the lifecycle flags and the notification queue.</summary>
+public sealed class ServerContext
+{
+    private readonly Lock gate = new();
+    private readonly TaskCompletionSource exitSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task notifyTail = Task.CompletedTask;
+    private ProjectInfo? project;
+
+    public ServerContext(ServerOptions options, Action<string> log)
+    {
+        Options = options;
+        Log = log;
+        Store = new SessionStore(new StoreLayout(options.DataDir), warn: m => log("warning: " + m));
+        Store.Changed += e => Notify(e.Type, e.Properties);
+    }
+
+    public ServerOptions Options { get; }
+
+    public Action<string> Log { get; }
+
+    public SessionStore Store { get; }
+
+    public JsonRpc? Rpc { get; set; }
+
+    public bool Initialized => project is not null;
+
+    public bool ShutdownRequested { get; set; }
+
+    public bool ExitRequested => exitSignal.Task.IsCompleted;
+
+    /// <summary>Completes when the client sends <c>exit</c>. The host stops on it; disposing the connection from
+    /// inside the exit handler would wait on that very handler.</summary>
+#pragma warning disable VSTHRD003 // our own completion source
+    public Task ExitSignal => exitSignal.Task;
+#pragma warning restore VSTHRD003
+
+    public void RequestExit() => exitSignal.TrySetResult();
+
+    public ProjectInfo Project => project ?? throw new RpcProtocolException(ErrorCodes.ServerNotInitialized, "The server is not initialized: send initialize first.");
+
+    public void SetProject(ProjectInfo value) => project = value;
+
+    /// <summary>Queues a notification. Notifications go out one at a time, in the order the changes happened.</summary>
+    public void Notify(string method, JsonObject properties)
+    {
+        var rpc = Rpc;
+        if (rpc is null)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            notifyTail = SendAfterAsync(notifyTail, rpc, method, properties);
+        }
+    }
+
+    /// <summary>Completes when every notification queued so far has been written. Handlers await it before they
+    /// answer, so a client always receives a change's notifications before the reply that caused them.</summary>
+#pragma warning disable VSTHRD003 // the tail is our own chain of sends, started by this object
+    public Task FlushNotificationsAsync()
+    {
+        lock (gate)
+        {
+            return notifyTail;
+        }
+    }
+
+    private async Task SendAfterAsync(Task previous, JsonRpc rpc, string method, JsonObject properties)
+    {
+        await previous.ConfigureAwait(false);
+#pragma warning restore VSTHRD003
+        try
+        {
+            var args = new Dictionary<string, object?>(StringComparer.Ordinal);
+            var types = new Dictionary<string, Type>(StringComparer.Ordinal);
+            foreach (var (key, value) in properties)
+            {
+                args[key] = value?.DeepClone();
+                types[key] = typeof(JsonNode);
+            }
+
+            await rpc.NotifyWithParameterObjectAsync(method, args, types).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or ConnectionLostException or IOException)
+        {
+            // The client went away; nothing to tell it any more.
+        }
+        catch (Exception ex)
+        {
+            Log($"failed to send {method}: {ex.Message}");
+        }
+    }
+}
