@@ -35,7 +35,12 @@ public sealed record InitializeParams
     public string? Locale { get; init; }
 }
 
-public sealed record ClientInfo(string Name, string? Version);
+public sealed record ClientInfo
+{
+    public string? Name { get; init; }
+
+    public string? Version { get; init; }
+}
 
 public sealed record ServerInfo(string Name, string Version);
 
