@@ -134,7 +134,7 @@ public static class Samples
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
         {
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)), overwrite: true);
         }
     }
 

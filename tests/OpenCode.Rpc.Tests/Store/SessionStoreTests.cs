@@ -142,6 +142,7 @@ public sealed class SessionStoreTests
         { "empty", [] },
         { "binary", [0x00, 0xFF, 0xFE, 0x01, 0x80, 0x7F, 0xC3, 0x28] },
         { "array", Encoding.UTF8.GetBytes("[1,2]") },
+        { "bad-utf8", [.. "{\"id\":\"ses_00000000000000000000000000\",\"title\":\""u8, 0xFF, 0xC3, 0x28, .. "\",\"time\":{\"created\":1,\"updated\":1}}"u8] },
     };
 
     [Theory]
