@@ -30,8 +30,9 @@ public static class RpcScenario
 
     /// <summary>The key scenario: create, write a user and an assistant message with parts, read back, rename,
     /// remove a part, and check the store file against the answer.</summary>
-    public static async Task<(string Session, string User, string Assistant)> KeyScenarioAsync(RpcTestClient s)
+    public static async Task<(string Session, string User, string Assistant)> KeyScenarioAsync(RpcTestClient s, string? storage = null)
     {
+        storage ??= s.Dirs.Storage;
         var session = await s.CallAsync(Methods.SessionCreate, new { title = "key scenario" });
         string sid = Id(session);
         var user = await s.CallAsync(Methods.MessageUpdate, new { info = Samples.User(sid, 1795468724363) });
@@ -51,7 +52,7 @@ public static class RpcScenario
         var got = await s.CallAsync(Methods.MessageGet, new { sessionID = sid, messageID = aid });
         Assert.Equal(["step-start", "tool", "text", "step-finish", "patch"], got.GetProperty("parts").EnumerateArray().Select(p => p.GetProperty("type").GetString()));
         Assert.Equal("Done.", got.GetProperty("parts")[2].GetProperty("text").GetString());
-        var toolOnDisk = Samples.ReadJson(Path.Combine(s.Dirs.Storage, "part", aid, Id(tool) + ".json"));
+        var toolOnDisk = Samples.ReadJson(Path.Combine(storage, "part", aid, Id(tool) + ".json"));
         Samples.AssertSameJson(toolOnDisk, Obj(got.GetProperty("parts")[1]));
 
         var list = await s.CallAsync(Methods.MessageList, new { sessionID = sid });

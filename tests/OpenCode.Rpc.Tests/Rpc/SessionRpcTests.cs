@@ -222,7 +222,8 @@ public sealed class SessionRpcTests
         var err = await s.ErrorAsync(method, p);
         Assert.Equal(code, err.Code);
         Assert.InRange(err.Code, -32199, -32100);
-        Assert.EndsWith("nonexistent", err.Message.Contains("nonexistent", StringComparison.Ordinal) ? err.Message : err.Message + " nonexistent", StringComparison.Ordinal);
+        string id = err.Data!.Value.GetProperty("id").GetString()!;
+        Assert.EndsWith(" not found: " + id, err.Message, StringComparison.Ordinal);
         AssertUnchanged(before, dirs);
     }
 
