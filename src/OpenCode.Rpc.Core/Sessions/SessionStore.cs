@@ -389,6 +389,27 @@ public sealed class SessionStore
         return list;
     }
 
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
+    /// the message has no part folder, which is the case for every new message.</summary>
+    private string? PartOwner(string messageId)
+    {
+        string dir = Layout.PartDir(messageId);
+        if (!Directory.Exists(dir))
+        {
+            return null;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file)?["sessionID"] is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+            {
+                return v.GetValue<string>();
+            }
+        }
+
+        return null;
+    }
+
     public static int CompareMessages(JsonObject a, JsonObject b)
     {
         int c = Created(a).CompareTo(Created(b));
@@ -413,6 +434,13 @@ public sealed class SessionStore
             var (session, projectId) = ReadSession(sessionId);
             string file = Layout.MessageFile(sessionId, messageId);
             bool isNew = !File.Exists(file);
+            if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+            {
+                // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
+                // see (and on delete, remove) the first session's parts.
+                throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+            }
+
             AtomicFile.Write(file, JsJson.ToBytes(info));
             if (isNew)
             {
