@@ -175,6 +175,8 @@ public sealed class OpenCodeInteropTests(ITestOutputHelper output)
             ["--max-count", "2", "--format", "json"],
             ["-n", "0"],
             ["--format", "table", "-n", "105"],
+            ["-n", "-1"],
+            ["-n", "1.5", "--format", "json"],
         ];
         foreach (var args in variants)
         {

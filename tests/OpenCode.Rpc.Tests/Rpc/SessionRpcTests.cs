@@ -162,6 +162,8 @@ public sealed class SessionRpcTests
             { Methods.PartUpdate, "{\"part\":{\"sessionID\":\"SID\",\"messageID\":\"MID\",\"type\":\"text\"}}", "part.text" },
             { Methods.PartUpdate, "{\"part\":{\"sessionID\":\"SID\",\"messageID\":\"MID\",\"type\":\"text\",\"text\":\"x\"},\"delta\":5}", "delta" },
             { Methods.PartRemove, "{\"sessionID\":\"SID\",\"messageID\":\"MID\",\"partID\":\"prt_a/b\"}", "partID" },
+            { Methods.SessionGet, "{\"sessionID\":\"SID\",\"sessionID\":\"ses_other\"}", "sessionID" },
+            { Methods.MessageUpdate, "{\"info\":{\"sessionID\":\"SID\",\"role\":\"user\",\"role\":\"assistant\",\"time\":{\"created\":1},\"agent\":\"b\",\"model\":{\"providerID\":\"p\",\"modelID\":\"m\"}}}", "info.role" },
         };
         return d;
     }
@@ -178,8 +180,9 @@ public sealed class SessionRpcTests
 
         var p = JsonDocument.Parse(json.Replace("SID", sid, StringComparison.Ordinal).Replace("MID", mid, StringComparison.Ordinal)).RootElement;
         var err = await s.ErrorAsync(method, p);
-        Assert.Equal(ErrorCodes.InvalidParams, err.Code);
-        Assert.Equal(field, err.Field);
+        string seen = $"{err.Code} {err.Message} {err.Data}";
+        Assert.True(err.Code == ErrorCodes.InvalidParams, seen);
+        Assert.True(field == err.Field, seen);
         Assert.Equal("InvalidInput", err.Kind);
         Assert.DoesNotContain("   at ", err.Message, StringComparison.Ordinal);
         Assert.True(err.Data!.Value.TryGetProperty("reason", out _));

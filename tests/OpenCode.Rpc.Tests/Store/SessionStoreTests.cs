@@ -234,6 +234,25 @@ public sealed class SessionStoreTests
     }
 
     [Fact]
+    public async Task ReusingAnotherSessionsMessageId_IsRefused_SoItsPartsCannotBeSharedOrDeleted()
+    {
+        using var h = new StoreHarness();
+        var a = await h.Store.CreateSessionAsync(h.Project, "a", null, default);
+        var b = await h.Store.CreateSessionAsync(h.Project, "b", null, default);
+        var (_, userA, _) = await ConversationAsync(h, a);
+        var files = h.Dirs.StorageFiles();
+
+        // Part folders are keyed by message id alone: the same id under session b would share (and, on delete, remove) a's parts.
+        var ex = await Assert.ThrowsAsync<OpenCodeException>(() => h.Store.UpdateMessageAsync(Samples.User(Id(b), 1, userA), default));
+        Assert.Equal(ErrorKind.Conflict, ex.Kind);
+        Assert.Contains(userA, ex.Message, StringComparison.Ordinal);
+        Assert.Equal(files, h.Dirs.StorageFiles());
+
+        await h.Store.DeleteSessionAsync(Id(b), default);
+        Assert.Single(h.Store.GetMessage(Id(a), userA).Parts);
+    }
+
+    [Fact]
     public async Task InvalidMessage_IsRefusedNamingTheField_AndWritesNothing()
     {
         using var h = new StoreHarness();
