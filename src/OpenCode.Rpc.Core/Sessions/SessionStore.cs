@@ -420,7 +420,7 @@ public sealed class SessionStore
     /// session's <c>time.updated</c>, as a new prompt does in OpenCode.</summary>
     public async Task<JsonObject> UpdateMessageAsync(JsonObject info, CancellationToken ct)
     {
-        if (info["id"] is null)
+        if (!info.ContainsKey("id")) // an explicit null is left for validation to refuse (Insert would throw on the existing key)
         {
             info.Insert(0, "id", Identifier.Ascending(Identifier.Message));
         }
@@ -465,7 +465,7 @@ public sealed class SessionStore
     /// so a part cannot be slipped under another session's message.</summary>
     public async Task<JsonObject> UpdatePartAsync(JsonObject part, string? delta, CancellationToken ct)
     {
-        if (part["id"] is null)
+        if (!part.ContainsKey("id")) // likewise: an explicit null is refused, not replaced
         {
             part.Insert(0, "id", Identifier.Ascending(Identifier.Part));
         }
