@@ -163,6 +163,10 @@ public sealed class SessionRpcTests
             { Methods.PartUpdate, "{\"part\":{\"sessionID\":\"SID\",\"messageID\":\"MID\",\"type\":\"text\",\"text\":\"x\"},\"delta\":5}", "delta" },
             { Methods.PartRemove, "{\"sessionID\":\"SID\",\"messageID\":\"MID\",\"partID\":\"prt_a/b\"}", "partID" },
             { Methods.SessionGet, "{\"sessionID\":\"SID\",\"sessionID\":\"ses_other\"}", "sessionID" },
+            { Methods.MessageUpdate, "{\"info\":{\"id\":null,\"sessionID\":\"SID\",\"role\":\"user\",\"time\":{\"created\":1},\"agent\":\"b\",\"model\":{\"providerID\":\"p\",\"modelID\":\"m\"}}}", "info.id" },
+            { Methods.PartUpdate, "{\"part\":{\"id\":null,\"sessionID\":\"SID\",\"messageID\":\"MID\",\"type\":\"text\",\"text\":\"x\"}}", "part.id" },
+            { Methods.PartUpdate, "{\"part\":{\"id\":5,\"sessionID\":\"SID\",\"messageID\":\"MID\",\"type\":\"text\",\"text\":\"x\"}}", "part.id" },
+            { Methods.MessageUpdate, "{\"info\":null}", "info" },
             { Methods.MessageUpdate, "{\"info\":{\"sessionID\":\"SID\",\"role\":\"user\",\"role\":\"assistant\",\"time\":{\"created\":1},\"agent\":\"b\",\"model\":{\"providerID\":\"p\",\"modelID\":\"m\"}}}", "info.role" },
         };
         return d;
@@ -227,6 +231,21 @@ public sealed class SessionRpcTests
         Assert.InRange(err.Code, -32199, -32100);
         string id = err.Data!.Value.GetProperty("id").GetString()!;
         Assert.EndsWith(" not found: " + id, err.Message, StringComparison.Ordinal);
+        AssertUnchanged(before, dirs);
+    }
+
+    [Fact]
+    public async Task ReusingAMessageIdOfAnotherSession_IsAConflict_AndWritesNothing()
+    {
+        using var dirs = new TestDirs();
+        await using var s = await InProcServer.StartAsync(dirs);
+        string a = Id(await s.CallAsync(Methods.SessionCreate, new { title = "a" }));
+        string b = Id(await s.CallAsync(Methods.SessionCreate, new { title = "b" }));
+        string mid = Id(await s.CallAsync(Methods.MessageUpdate, new { info = Samples.User(a, 1) }));
+        await s.CallAsync(Methods.PartUpdate, new { part = Samples.Text(a, mid, "mine") });
+        var before = Snapshot(dirs);
+        var err = await s.ErrorAsync(Methods.MessageUpdate, new { info = Samples.User(b, 1, mid) });
+        Assert.Equal(ErrorCodes.Conflict, err.Code);
         AssertUnchanged(before, dirs);
     }
 
