@@ -190,6 +190,15 @@ public sealed class OpenCodeInteropTests(ITestOutputHelper output)
             Assert.Equal(theirs.Stdout, ours.Stdout);
         }
 
+        // From a subdirectory of the repo: the same project, the same list.
+        string sub = Path.Combine(dirs.ProjectDir, "src", "deep");
+        Directory.CreateDirectory(sub);
+        var theirsSub = await OpenCodeRef.RunAsync(home, sub, "session", "list", "--format", "json");
+        var oursSub = await OpenCodeRef.RunOursAsync(sub, "session", "list", "--data-dir", data, "--format", "json");
+        Assert.Equal(0, theirsSub.Code);
+        Assert.NotEqual(string.Empty, theirsSub.Stdout);
+        Assert.Equal(theirsSub.Stdout, oursSub.Stdout);
+
         var all = await OpenCodeRef.RunOursAsync(dirs.ProjectDir, "session", "list", "--data-dir", data, "--format", "json");
         Assert.Equal(103 + 1 + 1 + 1 + 4, JsonNode.Parse(all.Stdout)!.AsArray().Count); // no 100-row cap in 1.1.65
     }
