@@ -90,7 +90,14 @@ public static class TransferCommands
             return null;
         }
 
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        // stdout may be a file or a pipe (that is where the export goes); the prompt lives on stderr and stdin,
+        // which the caller checked are a terminal, so interaction is forced on rather than guessed from stdout.
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Error),
+            Interactive = InteractionSupport.Yes,
+            Ansi = AnsiSupport.Yes,
+        });
         var prompt = new SelectionPrompt<JsonObject>()
             .Title("Export session")
             .PageSize(15)
