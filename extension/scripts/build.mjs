@@ -37,6 +37,7 @@ if (args.has('--tests')) {
     target: 'node20',
     sourcemap: 'inline',
     alias: { vscode: './test/support/vscode.ts' },
+    external: ['typescript'], // loaded from node_modules: it finds its lib.*.d.ts next to itself
     logLevel: 'warning',
   });
 }

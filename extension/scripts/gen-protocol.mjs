@@ -173,6 +173,7 @@ export function generate(protocol) {
     out.push(...doc([m.summary, m.description].filter(Boolean).join('\n\n'), ''));
     // A method without params is sent without "params" (LSP's shutdown/exit): vscode-jsonrpc's *Type0.
     const none = (m.params ?? []).length === 0;
+    if (schemas.has(`${base}Params`)) throw new Error(`${m.name}: its params type ${base}Params collides with the schema of that name`);
     out.push(`export type ${base}Params = ${none ? 'void' : paramsType(m)};`);
     const name = JSON.stringify(m.name);
     if (isNotification) {
@@ -182,7 +183,11 @@ export function generate(protocol) {
       notifications.push(m.name);
     } else {
       const result = m.result ? tsType(m.result.schema, '') : 'null';
-      out.push(`export type ${base}Result = ${result};`);
+      // A schema may already carry the name (initialize's result is the schema InitializeResult): reuse it.
+      if (schemas.has(`${base}Result`) && result !== `${base}Result`) {
+        throw new Error(`${m.name}: its result type ${base}Result collides with the schema of that name`);
+      }
+      if (!schemas.has(`${base}Result`)) out.push(`export type ${base}Result = ${result};`);
       out.push(none
         ? `export const ${base}Request = new RequestType0<${base}Result, void>(${name});`
         : `export const ${base}Request = new RequestType<${base}Params, ${base}Result, void>(${name}, ParameterStructures.byName);`);

@@ -13,7 +13,7 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
 } from 'vscode-jsonrpc/node';
-import { requestTypes } from './protocol.generated';
+import { ExitNotification, InitializedNotification, InitializeRequest, requestTypes, ShutdownRequest } from './protocol.generated';
 import type { InitializeResult, MethodName, ParamsOf, ResultOf } from './protocol';
 
 export interface ServerCommand {
@@ -184,14 +184,14 @@ export class Sidecar {
     conn.listen();
 
     const init = (await Promise.race([
-      conn.sendRequest('initialize', ParameterStructures.byName, {
+      conn.sendRequest(InitializeRequest, {
         processId: process.pid,
         clientInfo: { name: 'opencode-rpc-vscode', version: this.opts.clientVersion ?? '0.0.0' },
         directory,
       }),
       spawnError,
     ])) as InitializeResult;
-    await conn.sendNotification('initialized', ParameterStructures.byName, {});
+    await conn.sendNotification(InitializedNotification);
     this.init = init;
     log.appendLine(
       `[client] initialized: ${init.serverInfo.name} ${init.serverInfo.version}, ${init.capabilities.methods.length} methods, project ${init.capabilities.project?.id ?? '?'}`,
@@ -238,8 +238,8 @@ export class Sidecar {
     try {
       if (conn) {
         await timeout<unknown>(this.ready ?? Promise.resolve(), timeoutMs).catch(() => undefined);
-        await timeout(conn.sendRequest('shutdown'), timeoutMs);
-        await conn.sendNotification('exit');
+        await timeout(conn.sendRequest(ShutdownRequest), timeoutMs);
+        await conn.sendNotification(ExitNotification);
       }
     } catch (e) {
       this.opts.log.appendLine(`[client] shutdown: ${(e as Error).message}`);
