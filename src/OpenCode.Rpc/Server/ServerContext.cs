@@ -32,6 +32,9 @@ public sealed class ServerContext
         Log = log;
         Store = new SessionStore(new StoreLayout(options.DataDir), warn: m => log("warning: " + m));
         Store.Changed += e => Notify(e.Type, e.Properties);
+        Forks = new ForkService(Store);
+        Tree = new TreeService(Store, Forks);
+        Search = new SearchService(Store);
     }
 
     public ServerOptions Options { get; }
@@ -39,6 +42,12 @@ public sealed class ServerContext
     public Action<string> Log { get; }
 
     public SessionStore Store { get; }
+
+    public ForkService Forks { get; }
+
+    public TreeService Tree { get; }
+
+    public SearchService Search { get; }
 
     public JsonRpc? Rpc { get; set; }
 
