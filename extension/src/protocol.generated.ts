@@ -109,6 +109,33 @@ export type InitializeResult = {
   [key: string]: unknown;
 };
 
+/** A session in the fork/child tree. relation and messageID say how the lower node of the link branched: `fork` (copied up to messageID, inclusive or not) or `child` (a subagent session with parentID). session is null when that session no longer exists. */
+export type TreeNode = {
+  sessionID: SessionID;
+  session?: Session | null;
+  relation: "fork" | "child";
+  messageID?: string | null;
+  inclusive: boolean;
+  children: TreeNode[];
+  [key: string]: unknown;
+};
+
+export type SessionTree = {
+  session: Session;
+  /** Nearest first; children is always empty here. */
+  ancestors: TreeNode[];
+  descendants: TreeNode[];
+  [key: string]: unknown;
+};
+
+export type SearchHit = {
+  session: Session;
+  messageID?: string | null;
+  partID?: string | null;
+  snippet: string;
+  [key: string]: unknown;
+};
+
 /**
  * Start the session: choose the project and learn what the server offers.
  *
@@ -299,6 +326,44 @@ export type PartRemoveResult = true;
 export const PartRemoveRequest = new RequestType<PartRemoveParams, PartRemoveResult, void>("part/remove", ParameterStructures.byName);
 
 /**
+ * Fork a session, whole or from a message.
+ *
+ * OpenCode's fork (reference §4): copies the messages before `messageID` (all of them without it) into a new root session titled `X (fork #n)`; every message and part gets a new ascending id; assistant parentID and compaction tail_start_id are remapped; part contents (snapshot and patch hashes too) are copied verbatim, so undo works in the fork. Beyond OpenCode: `inclusive: true` also keeps the chosen message (branch right after an answer or a tool call); an unknown messageID is an error (OpenCode copies everything); messages hidden by a pending revert are not copied; the fork is atomic (the session file is written last, after one filesystem sync). Where the fork came from is kept in `<data>/opencode-rpc/forks/<id>.json`, a side file, so OpenCode 1.1.65 reads the fork's session file unchanged. Sends session.created.
+ */
+export type SessionForkParams = {
+  sessionID: SessionID;
+  messageID?: MessageID;
+  /** Keep the chosen message too. Needs messageID. */
+  inclusive?: boolean;
+};
+export type SessionForkResult = Session;
+export const SessionForkRequest = new RequestType<SessionForkParams, SessionForkResult, void>("session/fork", ParameterStructures.byName);
+
+/**
+ * The fork and child tree around a session.
+ *
+ * The session, its ancestors (what it was forked from, or its parent session; nearest first) and its descendants (forks and child sessions, nested), each with the message it branched at.
+ */
+export type SessionTreeParams = {
+  sessionID: SessionID;
+};
+export type SessionTreeResult = SessionTree;
+export const SessionTreeRequest = new RequestType<SessionTreeParams, SessionTreeResult, void>("session/tree", ParameterStructures.byName);
+
+/**
+ * Full-text search across sessions.
+ *
+ * Case-insensitive search of session titles and of the text of text, reasoning and tool parts (tool name, title, input, output, error), newest first. `scope` is `project` (default) or `all` (every project in the data dir). A title match has messageID and partID null. `session/list {search}` keeps OpenCode's title-only meaning.
+ */
+export type SessionSearchParams = {
+  query: string;
+  limit?: number;
+  scope?: "project" | "all";
+};
+export type SessionSearchResult = SearchHit[];
+export const SessionSearchRequest = new RequestType<SessionSearchParams, SessionSearchResult, void>("session/search", ParameterStructures.byName);
+
+/**
  * A session was created.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
@@ -388,6 +453,9 @@ export interface ProtocolRequests {
   "part/update": { params: PartUpdateParams; result: PartUpdateResult };
   "message/remove": { params: MessageRemoveParams; result: MessageRemoveResult };
   "part/remove": { params: PartRemoveParams; result: PartRemoveResult };
+  "session/fork": { params: SessionForkParams; result: SessionForkResult };
+  "session/tree": { params: SessionTreeParams; result: SessionTreeResult };
+  "session/search": { params: SessionSearchParams; result: SessionSearchResult };
 }
 
 /** Every notification of the protocol document: params types by wire name. */
@@ -418,6 +486,9 @@ export const requestTypes = {
   "part/update": PartUpdateRequest,
   "message/remove": MessageRemoveRequest,
   "part/remove": PartRemoveRequest,
+  "session/fork": SessionForkRequest,
+  "session/tree": SessionTreeRequest,
+  "session/search": SessionSearchRequest,
 } as const;
 
 export const notificationTypes = {

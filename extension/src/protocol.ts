@@ -73,6 +73,9 @@ export interface UndoResult {
   text?: string;
   prompt?: string | { text?: string; parts?: PartInfo[]; [key: string]: unknown };
   parts?: PartInfo[];
+  /** False when only the conversation went back (snapshots off, non-git project…); `reason` says why. */
+  filesReverted?: boolean;
+  reason?: string | null;
   [key: string]: unknown;
 }
 
@@ -113,11 +116,11 @@ export interface Expected {
       dryRun?: boolean;
       force?: boolean;
     };
-    result: { session?: SessionInfo; files: RevertFile[]; [key: string]: unknown };
+    result: UndoResult;
   };
-  'session/unrevert': { params: SessionRef; result: unknown };
-  'session/undo': { params: SessionRef; result: UndoResult };
-  'session/redo': { params: SessionRef; result: UndoResult };
+  'session/unrevert': { params: SessionRef & { dryRun?: boolean; force?: boolean }; result: UndoResult };
+  'session/undo': { params: SessionRef & { dryRun?: boolean; force?: boolean }; result: UndoResult };
+  'session/redo': { params: SessionRef & { dryRun?: boolean; force?: boolean }; result: UndoResult };
   'session/diff': { params: SessionRef & { messageID?: string }; result: FileDiff[] };
   // issue 4
   'session/export': {
@@ -132,7 +135,7 @@ export interface Expected {
   };
   'session/import': {
     params: { path?: string; url?: string; content?: string };
-    result: { session: SessionInfo | string; messages?: number; parts?: number; [key: string]: unknown };
+    result: { sessionID?: string; session?: SessionInfo | string | number; messages?: number; parts?: number; [key: string]: unknown };
   };
   // issue 5
   'session/fork': { params: SessionRef & { messageID?: string; inclusive?: boolean }; result: SessionInfo };
@@ -168,8 +171,10 @@ export function promptTextOf(r: UndoResult | null | undefined): string | undefin
   return undefined;
 }
 
-/** The id of the session an import created: the result's session is an object or an id. */
-export function sessionIdOf(s: SessionInfo | string | undefined | null): string | undefined {
-  if (!s) return undefined;
-  return typeof s === 'string' ? s : s.id;
+/** The id of the session an import created: `sessionID`, or `session` as an id or an object. */
+export function importedSessionId(r: ResultOf<'session/import'>): string | undefined {
+  if (typeof r.sessionID === 'string') return r.sessionID;
+  const s = r.session;
+  if (typeof s === 'string') return s;
+  return s && typeof s === 'object' ? s.id : undefined;
 }

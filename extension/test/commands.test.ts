@@ -171,13 +171,20 @@ describe('pure helpers', () => {
     assert.deepEqual(a.children.map((c) => c.session.id).sort(), ['ses_b', 'ses_c']);
     assert.deepEqual(forest.map((n) => n.session.id).sort(), ['ses_a', 'ses_x', 'ses_y']);
   });
-  test('treeEdges reads nested descendants and ignores ancestors', () => {
+  test('treeEdges chains the ancestors (nearest first) and nests the descendants', () => {
+    const node = (id: string, children: unknown[] = []) => ({ sessionID: id, session: null, relation: 'fork', inclusive: false, children });
     const tree = {
-      session: { id: 'ses_root' },
-      ancestors: [{ session: { id: 'ses_up' } }],
-      descendants: [{ session: { id: 'ses_f1' }, messageID: 'msg_1', children: [{ session: { id: 'ses_f2' } }] }],
+      session: { id: 'ses_me' },
+      ancestors: [node('ses_origin'), node('ses_first')],
+      descendants: [node('ses_f1', [node('ses_f2')]), node('ses_f3')],
     };
-    assert.deepEqual(treeEdges(tree), [['ses_root', 'ses_f1'], ['ses_f1', 'ses_f2']]);
+    assert.deepEqual(treeEdges(tree), [
+      ['ses_origin', 'ses_me'],
+      ['ses_first', 'ses_origin'],
+      ['ses_me', 'ses_f1'],
+      ['ses_f1', 'ses_f2'],
+      ['ses_me', 'ses_f3'],
+    ]);
   });
   test('undoTarget walks back one user turn at a time', () => {
     const m = (id: string, role: string) => ({ info: { id, sessionID: 's', role, time: { created: 0 } }, parts: [] });
@@ -229,6 +236,30 @@ describe('commands over methods other issues add (the clear message until the se
     ui.answer('confirm', () => undefined);
     await env.run('opencodeRpc.undo');
     assert.equal(fs.readFileSync(file, 'utf8'), 'kept\n');
+  });
+
+  test('Undo over a file the user edited after the AI asks before overwriting it', async () => {
+    fresh();
+    if (!env.client.supports('session/undo')) return assertUnsupportedRun('opencodeRpc.undo', 'Undo');
+    const s = await createSession(env, 'conflict');
+    await env.state.setCurrent(s);
+    const file = path.join(env.project, 'mine.txt');
+    fs.writeFileSync(file, 'v1\n');
+    await agentTurn(env, s.id, 'edit mine', () => fs.writeFileSync(file, 'v2 by the agent\n'));
+    fs.writeFileSync(file, 'v3 by the user, longer\n');
+    ui.answer('confirm', (m: { text: string; detail: string }) => {
+      assert.match(m.text, /overwrite your own changes/);
+      assert.match(m.detail, /mine\.txt/);
+      return undefined;
+    });
+    await env.run('opencodeRpc.undo');
+    assert.equal(ui.queue.length, 0);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'v3 by the user, longer\n', 'declined: the user edit stays');
+    ui.answer('confirm', () => 'Overwrite My Changes');
+    ui.answer('confirm', (m: { detail: string }) => (assert.match(m.detail, /mine\.txt/), 'Undo'));
+    await env.run('opencodeRpc.undo');
+    assert.deepEqual(ui.texts('error'), []);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'v1\n', 'forced: restored to before the AI step');
   });
 
   test('Export Markdown writes session-xxxx.md in the workspace and opens it', async () => {
@@ -319,6 +350,14 @@ describe('commands over methods other issues add (the clear message until the se
     assert.match(fork.title, /origin \(fork #1\)/);
     const msgs = await env.rpc<unknown[]>('message/list', { sessionID: fork.id });
     assert.equal(msgs.length, 2, 'the fork keeps what came before the picked message');
+    if (env.client.supports('session/tree')) {
+      // The session view nests the fork under its origin (forks are root sessions on disk: the server knows).
+      env.tree.refresh();
+      const roots = await env.tree.getChildren();
+      const origin = roots.find((n) => n.session.id === s.id)!;
+      assert.ok(origin.children.some((c) => c.session.id === fork.id), 'fork nested under its origin');
+      assert.ok(!roots.some((n) => n.session.id === fork.id));
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { sessionIdOf } from '../protocol';
+import { importedSessionId } from '../protocol';
 import { command, type CommandContext } from '../util';
 
 /** The share-link form the server accepts (issue 4): `<base>/share/<slug>`. */
@@ -39,8 +39,9 @@ export function importSession(ctx: CommandContext) {
       params = { url: url.trim() };
     }
     const result = await client.call('session/import', params);
-    const id = sessionIdOf(result.session);
+    const id = importedSessionId(result);
     if (id) await ctx.state.setCurrent(await client.call('session/get', { sessionID: id }));
-    void vscode.window.showInformationMessage(`OpenCode: imported session ${id ?? ''}`.trim());
+    const counts = typeof result.messages === 'number' ? ` (${result.messages} messages, ${result.parts ?? 0} parts)` : '';
+    void vscode.window.showInformationMessage(`OpenCode: imported session ${id ?? '(unknown id)'}${counts}`);
   });
 }

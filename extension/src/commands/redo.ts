@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { command, targetSession, type CommandContext } from '../util';
+import { runWithConflictCheck } from './undo';
 
 /** OpenCode: Redo (ctrl+x r): one turn forward, or everything back when the last undone turn is redone. */
 export function redo(ctx: CommandContext) {
@@ -11,7 +12,10 @@ export function redo(ctx: CommandContext) {
       void vscode.window.showInformationMessage(`OpenCode: nothing to redo in "${session.title}".`);
       return;
     }
-    const result = await client.call('session/redo', { sessionID: session.id });
+    const result = await runWithConflictCheck('Redo', (force) =>
+      client.call('session/redo', force ? { sessionID: session.id, force } : { sessionID: session.id }),
+    );
+    if (!result) return;
     if (result.session) await ctx.state.setCurrent(result.session);
     else await ctx.state.refresh();
     const n = result.files?.length ?? 0;

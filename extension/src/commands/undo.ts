@@ -2,7 +2,30 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import { promptTextOf, type FileDiff, type MessageWithParts, type RevertFile } from '../protocol';
 import type { PreviewContent } from '../preview';
+import { ResponseError } from 'vscode-jsonrpc';
 import { command, targetSession, type CommandContext } from '../util';
+
+/** RevertConflict: files the user changed after the AI's step; the server changed nothing. */
+export const REVERT_CONFLICT = -32121;
+
+/**
+ * Runs session/undo or session/redo. When the server refuses because the user edited a file after the AI's step,
+ * says which and offers to overwrite (force) instead of failing.
+ */
+export async function runWithConflictCheck<T>(title: string, run: (force: boolean) => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run(false);
+  } catch (e) {
+    if (!(e instanceof ResponseError) || e.code !== REVERT_CONFLICT) throw e;
+    const answer = await vscode.window.showWarningMessage(
+      `OpenCode: ${title} would overwrite your own changes.`,
+      { modal: true, detail: `${e.message}\n\nNothing has been changed yet.` },
+      'Overwrite My Changes',
+    );
+    if (answer !== 'Overwrite My Changes') return undefined;
+    return run(true);
+  }
+}
 
 /** At most this many diff editors are opened for a preview; the confirmation lists every file. */
 const MAX_DIFF_EDITORS = 5;
@@ -32,29 +55,43 @@ export function undo(ctx: CommandContext, previews: PreviewContent) {
       void vscode.window.showInformationMessage(`OpenCode: nothing to undo in "${session.title}".`);
       return;
     }
-    const dry = await client.call('session/revert', { sessionID: session.id, messageID: target, dryRun: true });
+    // A conflict (the user edited a file after the AI's step) already shows in the dry run: ask about it first,
+    // and when the user agrees to overwrite, preview and undo with force.
+    let force = false;
+    const dry = await runWithConflictCheck('Undo', (f) => {
+      force = f;
+      return client.call('session/revert', { sessionID: session.id, messageID: target, dryRun: true, ...(f ? { force } : {}) });
+    });
+    if (!dry) return;
     const files = dry.files ?? [];
     if (files.length > 0) await showDiffs(ctx, previews, session.id, target, files);
     const list = files.map((f) => `${f.status}: ${displayPath(ctx, f.path)}`).join('\n');
+    const conversationOnly = dry.filesReverted === false && dry.reason ? `Files are not reverted: ${dry.reason}` : undefined;
     const answer = await vscode.window.showWarningMessage(
       `Undo the last turn of "${session.title}"?`,
       {
         modal: true,
-        detail: files.length
-          ? `${files.length} file${files.length === 1 ? '' : 's'} will be restored:\n${list}`
-          : 'No file changes: only the conversation goes back.',
+        detail:
+          conversationOnly ??
+          (files.length
+            ? `${files.length} file${files.length === 1 ? '' : 's'} will be restored:\n${list}`
+            : 'No file changes: only the conversation goes back.'),
       },
       'Undo',
     );
     if (answer !== 'Undo') return;
-    const result = await client.call('session/undo', { sessionID: session.id });
+    const result = await runWithConflictCheck('Undo', (f) =>
+      client.call('session/undo', f || force ? { sessionID: session.id, force: true } : { sessionID: session.id }),
+    );
+    if (!result) return;
     if (result.session) await ctx.state.setCurrent(result.session);
     else await ctx.state.refresh();
     const text = promptTextOf(result);
     if (text) await vscode.env.clipboard.writeText(text);
     const n = (result.files ?? files).length;
+    const why = result.filesReverted === false && result.reason ? ` Files were not reverted: ${result.reason}` : '';
     void vscode.window.showInformationMessage(
-      `OpenCode: undone${n ? `, ${n} file${n === 1 ? '' : 's'} restored` : ''}.${text ? ' The prompt is on the clipboard.' : ''}`,
+      `OpenCode: undone${n ? `, ${n} file${n === 1 ? '' : 's'} restored` : ''}.${text ? ' The prompt is on the clipboard.' : ''}${why}`,
     );
   });
 }

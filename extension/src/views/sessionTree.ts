@@ -8,26 +8,43 @@ export interface SessionNode {
   children: SessionNode[];
 }
 
+interface TreeNodeLike {
+  sessionID?: string;
+  session?: { id?: string } | null;
+  children?: TreeNodeLike[];
+}
+
+/** How many sessions' session/tree the view asks for (the current one plus the most recent): forks are root
+ * sessions on disk, so only the server knows where they came from. */
+const TREE_LOOKUPS = 20;
+
 /**
- * Parent→child edges from a session/tree result. The tree is read tolerantly: any object holding a `session` (or
- * being one) nests the sessions found in its arrays (children, descendants, forks) under it; `ancestors` are
- * skipped, since they are listed elsewhere in the tree anyway.
+ * Parent→child edges from a session/tree result `{session, ancestors (nearest first), descendants (nested)}`:
+ * each ancestor is the origin of the one below it, and descendants nest under the session.
  */
 export function treeEdges(tree: unknown): [string, string][] {
+  const t = tree as { session?: { id?: string }; ancestors?: TreeNodeLike[]; descendants?: TreeNodeLike[] } | undefined;
+  const root = t?.session?.id;
+  if (!root) return [];
+  const idOf = (n: TreeNodeLike) => n.sessionID ?? n.session?.id;
   const edges: [string, string][] = [];
-  const visit = (node: unknown, parent: string | undefined, depth: number) => {
-    if (!node || typeof node !== 'object' || depth > 64) return;
-    const o = node as Record<string, unknown>;
-    const s = (o.session && typeof o.session === 'object' ? o.session : typeof o.id === 'string' && o.id.startsWith('ses_') ? o : undefined) as
-      | SessionInfo
-      | undefined;
-    if (s?.id && parent && parent !== s.id) edges.push([parent, s.id]);
-    for (const [k, v] of Object.entries(o)) {
-      if (k === 'ancestors' || !Array.isArray(v)) continue;
-      for (const item of v) visit(item, s?.id ?? parent, depth + 1);
+  let below = root;
+  for (const a of t.ancestors ?? []) {
+    const id = idOf(a);
+    if (!id) break;
+    edges.push([id, below]);
+    below = id;
+  }
+  const walk = (parent: string, nodes: TreeNodeLike[] | undefined, depth: number) => {
+    if (depth > 256) return;
+    for (const n of nodes ?? []) {
+      const id = idOf(n);
+      if (!id) continue;
+      edges.push([parent, id]);
+      walk(id, n.children, depth + 1);
     }
   };
-  visit(tree, undefined, 0);
+  walk(root, t.descendants, 0);
   return edges;
 }
 
@@ -71,10 +88,14 @@ export class SessionTreeProvider implements vscode.TreeDataProvider<SessionNode>
   async load(): Promise<SessionNode[]> {
     const client = this.state.client;
     const sessions = await client.call('session/list', {});
-    let edges: [string, string][] = [];
-    const current = this.state.currentId;
-    if (current && client.supports('session/tree') && sessions.some((s) => s.id === current)) {
-      edges = treeEdges(await client.call('session/tree', { sessionID: current }).catch(() => undefined));
+    const edges: [string, string][] = [];
+    if (client.supports('session/tree')) {
+      const current = this.state.currentId;
+      const ids = [...new Set([...(current ? [current] : []), ...sessions.map((s) => s.id)])]
+        .filter((id) => sessions.some((s) => s.id === id))
+        .slice(0, TREE_LOOKUPS);
+      const trees = await Promise.all(ids.map((id) => client.call('session/tree', { sessionID: id }).catch(() => undefined)));
+      for (const t of trees) edges.push(...treeEdges(t));
     }
     return (this.roots = buildForest(sessions, edges));
   }
