@@ -36,10 +36,15 @@ export TMPDIR=$ROOT/tmp XDG_CONFIG_HOME=$ROOT/xdg/config XDG_DATA_HOME=$ROOT/xdg
 export EXTENSIONS_GALLERY='{}'
 cat > "$ROOT/ud/User/settings.json" <<JSON
 { "workbench.startupEditor": "none", "workbench.tips.enabled": false, "extensions.autoCheckUpdates": false,
-  "extensions.autoUpdate": false, "extensions.ignoreRecommendations": true, "telemetry.telemetryLevel": "off",
+  "extensions.autoUpdate": "off", "extensions.ignoreRecommendations": true, "telemetry.telemetryLevel": "off",
   "update.mode": "none", "chat.disableAIFeatures": true, "git.enabled": false, "security.workspace.trust.enabled": false,
   "opencodeRpc.serverPath": "$DLL", "opencodeRpc.dataDir": "$ROOT/data" }
 JSON
+# Our settings are machine-scoped (paths on the machine the extension host runs on): VS Code reads those from the
+# remote's Machine settings, so they go there too. "autoUpdate": "off" (not false) keeps VS Code from migrating, and
+# so rewriting, the file while the extension host starts.
+mkdir -p "$ROOT/ud/Machine"
+printf '{ "opencodeRpc.serverPath": "%s", "opencodeRpc.dataDir": "%s" }\n' "$DLL" "$ROOT/data" > "$ROOT/ud/Machine/settings.json"
 printf 'auth: none\ncert: false\n' > "$ROOT/cs-config.yaml"
 CS=("$N24/bin/node" "$E2E_CACHE/cs/node_modules/code-server/out/node/entry.js" --config "$ROOT/cs-config.yaml"
     --user-data-dir "$ROOT/ud" --extensions-dir "$ROOT/ext")

@@ -28,19 +28,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Extens
     return undefined;
   }
 
-  const config = vscode.workspace.getConfiguration('opencodeRpc');
-  let server;
-  try {
-    server = resolveServer(config.get<string>('serverPath'), context.extensionPath);
-  } catch (e) {
-    output.appendLine(`[client] ${(e as Error).message}`);
-    void vscode.window.showErrorMessage(`OpenCode: ${(e as Error).message}`);
-    return undefined;
-  }
+  const config = () => vscode.workspace.getConfiguration('opencodeRpc');
+  // Resolved when the server (re)starts, not here: the commands are registered even when no server is found, and
+  // each then says what is missing; fixing the setting works without a reload.
   const client = new Sidecar({
-    server,
+    server: () => resolveServer(config().get<string>('serverPath'), context.extensionPath),
     directory: folder.uri.fsPath,
-    dataDir: config.get<string>('dataDir') || undefined,
+    dataDir: config().get<string>('dataDir') || undefined,
     log: output,
     clientVersion: String(context.extension?.packageJSON?.version ?? '0.0.0'),
   });

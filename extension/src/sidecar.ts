@@ -49,7 +49,8 @@ export interface Log {
 }
 
 export interface SidecarOptions {
-  server: ServerCommand;
+  /** The server to run, or how to find it: resolved at each (re)start, so a fixed setting takes effect. */
+  server: ServerCommand | (() => ServerCommand);
   /** The project directory sent as initialize's `directory`. */
   directory: string;
   /** Passed as `--data-dir` when set. */
@@ -123,7 +124,17 @@ export class Sidecar {
   /** Starts the server if needed and resolves once it is initialized. */
   start(): Promise<InitializeResult> {
     if (this.disposed) return Promise.reject(new Error('The OpenCode RPC client has been stopped.'));
-    this.ready ??= this.launch();
+    // A start that failed (no server found, spawn error, initialize refused) is forgotten, so the next command
+    // tries again instead of failing forever.
+    this.ready ??= this.launch().catch((e: Error) => {
+      this.ready = undefined;
+      this.conn?.dispose();
+      this.conn = undefined;
+      const proc = this.proc;
+      this.proc = undefined;
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      throw e;
+    });
     return this.ready;
   }
 
@@ -159,7 +170,8 @@ export class Sidecar {
   }
 
   private async launch(): Promise<InitializeResult> {
-    const { server, directory, dataDir, log } = this.opts;
+    const { directory, dataDir, log } = this.opts;
+    const server = typeof this.opts.server === 'function' ? this.opts.server() : this.opts.server;
     const args = [...server.args, 'serve', ...(dataDir ? ['--data-dir', dataDir] : [])];
     log.appendLine(`[client] starting ${server.command} ${args.join(' ')} (${server.source}) for ${directory}`);
     const proc = spawn(server.command, args, {

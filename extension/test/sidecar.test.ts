@@ -68,6 +68,24 @@ describe('Sidecar against the real server', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
+  test('a failed start (no server found) is reported and retried by the next call', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ocrpc-ext-'));
+    const log = { text: '', append(s: string) { this.text += s; }, appendLine(s: string) { this.text += s + '\n'; } };
+    let found = false;
+    const client = new Sidecar({
+      server: () => (found ? serverCommand() : resolveServer(undefined, '/nonexistent/extension', () => false)),
+      directory: root,
+      dataDir: path.join(root, 'data'),
+      log,
+      env: serverEnv(root),
+    });
+    await assert.rejects(client.call('session/list', {}), /opencode-rpc was not found: set "opencodeRpc\.serverPath"/);
+    found = true;
+    assert.deepEqual(await client.call('session/list', {}), []);
+    await client.dispose();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
   test('a server that dies is restarted at most maxRestarts times, with an event each time', async () => {
     const env = await startEnv({ maxRestarts: 2 });
     try {

@@ -131,14 +131,27 @@ async function clickDialogButton(label) {
   await dialog.waitFor({ state: 'hidden', timeout: 10_000 });
 }
 
-async function waitFile(file, check, what, ms = 30_000) {
+/** Polls until `check(body)` holds for the file; `file` may be a function (re-resolved each poll). */
+async function waitFile(fileOrFn, check, what, ms = 30_000) {
   const end = Date.now() + ms;
   for (;;) {
-    const body = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    const file = typeof fileOrFn === 'function' ? fileOrFn() : fileOrFn;
+    const body = file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
     if (check(body)) return body;
-    if (Date.now() > end) throw new Error(`${what}: ${path.basename(file)} is ${JSON.stringify(body)}`);
+    if (Date.now() > end) throw new Error(`${what}: ${file ? path.basename(file) : '(no file)'} is ${JSON.stringify(body)}`);
     await sleep(100);
   }
+}
+
+/** Show Session Tree: the sessions view lists the session; with forks, the fork is nested one level below it. */
+async function showTree(nestedFork) {
+  await runCommand('OpenCode: Show Session Tree');
+  const pane = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'OpenCode Sessions' }) });
+  await pane.locator('.monaco-list-row', { hasText: 'e2e-task' }).first().waitFor({ timeout: 30_000 });
+  if (nestedFork) {
+    await pane.locator('.monaco-list-row[aria-level="2"]', { hasText: nestedFork }).first().waitFor({ timeout: 30_000 });
+  }
+  lap(`session tree shows e2e-task${nestedFork ? ` with "${nestedFork}" nested under it` : ''}`);
 }
 
 let ok = false;
@@ -180,6 +193,7 @@ try {
   if (!agent.methods.has('session/undo')) {
     await runCommand('OpenCode: Undo');
     await toasts.getByText('not supported by this server').first().waitFor({ timeout: 30_000 });
+    await showTree(undefined);
     outcome = 'STOPPED after Switch Session: this server does not offer session/undo yet (Undo showed "not supported by this server")';
     ok = true;
   } else {
@@ -194,9 +208,12 @@ try {
     lap('redo re-applied hello.txt');
 
     await runCommand('OpenCode: Export Markdown');
-    const mdName = `session-${session.id.slice(4, 12)}.md`;
+    const markdownFile = () => {
+      const name = fs.readdirSync(WS_DIR).find((f) => /^session-.*\.md$/.test(f));
+      return name && path.join(WS_DIR, name);
+    };
     const exported = await waitFile(
-      path.join(WS_DIR, fs.readdirSync(WS_DIR).find((f) => /^session-.*\.md$/.test(f)) ?? mdName),
+      markdownFile,
       (b) => b !== undefined && b.includes('e2e-task') && b.includes('make hello louder'),
       'Export Markdown',
     ).catch(async (e) => {
@@ -216,7 +233,9 @@ try {
     await runCommand('OpenCode: Switch Session');
     await pickInQuickPick('Search sessions by title, date or id', 'fork #1', 'e2e-task (fork #1)');
     await statusBar.getByText('e2e-task (fork #1)').waitFor({ timeout: 30_000 });
-    outcome = 'full flow: New Session, agent turn, Switch, Undo, Redo, Export Markdown, Fork, Switch to the fork';
+    lap('switched to the fork');
+    await showTree('e2e-task (fork #1)');
+    outcome = 'full flow: New Session, agent turn, Switch, Undo, Redo, Export Markdown, Fork, Switch to the fork, Session Tree';
     ok = true;
   }
 } catch (e) {
