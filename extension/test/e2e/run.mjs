@@ -102,6 +102,15 @@ async function runCommand(title) {
   for (;;) {
     await page.keyboard.press('F1');
     await qi.waitFor({ state: 'visible', timeout: 15_000 });
+    // Type only once the palette's input has the focus: keys typed earlier land in the editor that had it.
+    const focused = await page
+      .waitForFunction(() => document.activeElement?.closest('.quick-input-widget') != null, null, { timeout: 5_000 })
+      .then(() => true, () => false);
+    if (!focused) {
+      if (Date.now() > deadline) throw new Error(`the palette never took the focus for "${title}"`);
+      await page.keyboard.press('Escape');
+      continue;
+    }
     await page.keyboard.type(title);
     const row = qi.locator('.monaco-list-row', { hasText: title }).first();
     try {
