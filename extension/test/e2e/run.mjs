@@ -229,7 +229,11 @@ try {
       const found = fs.readdirSync(WS_DIR).filter((f) => f.endsWith('.md'));
       throw new Error(`${e.message} (markdown files: ${found.join(', ') || 'none'})`);
     });
-    lap(`exported markdown (${exported.length} bytes)`);
+    // The command opens the file, then says so: wait for that, so the editor cannot take the focus from the next
+    // palette halfway through.
+    await toasts.getByText('OpenCode: exported').first().waitFor({ timeout: 30_000 });
+    await page.locator('.tab.active', { hasText: /^session-/ }).first().waitFor({ timeout: 30_000 });
+    lap(`exported markdown (${exported.length} bytes), opened in the editor`);
 
     await runCommand('OpenCode: Fork Session');
     await pickInQuickPick('Fork the whole session, or from a message', 'Whole session');
