@@ -163,6 +163,21 @@ describe('session commands', () => {
   });
 });
 
+describe('live refresh', () => {
+  test("another client's new session reaches the session view through the server's notifications", async () => {
+    fresh();
+    await env.tree.getChildren();
+    let fired = 0;
+    const sub = env.tree.onDidChangeTreeData(() => fired++);
+    // A second sidecar on the same data dir would not notify us; our own server does, for changes made through it
+    // by any caller: a raw request stands in for the agent.
+    const s = await createSession(env, 'made elsewhere');
+    await until('tree refresh', () => fired > 0);
+    sub.dispose();
+    assert.ok((await env.tree.getChildren()).some((n) => n.session.id === s.id));
+  });
+});
+
 describe('pure helpers', () => {
   const s = (id: string, parentID?: string) => ({ id, title: id, parentID, time: { created: 0, updated: 0 } });
   test('buildForest nests by parentID and by session/tree edges, and survives a cycle', () => {

@@ -76,8 +76,19 @@ export class SessionTreeProvider implements vscode.TreeDataProvider<SessionNode>
   private readonly sub: vscode.Disposable;
   private roots: SessionNode[] | undefined;
 
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(private readonly state: SessionState) {
-    this.sub = state.onDidChange(() => this.refresh());
+    // Notifications come in bursts (an agent streaming parts): reload at most once per burst.
+    this.sub = state.onDidChange(() => this.scheduleRefresh());
+  }
+
+  scheduleRefresh(delayMs = 250): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.refresh();
+    }, delayMs);
   }
 
   refresh(): void {
@@ -126,6 +137,7 @@ export class SessionTreeProvider implements vscode.TreeDataProvider<SessionNode>
   }
 
   dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
     this.sub.dispose();
     this.changed.dispose();
   }
