@@ -352,21 +352,7 @@ public sealed class SessionStore
     /// Unreadable files are reported and skipped.</summary>
     public List<JsonObject> ReadMessageInfos(string sessionId)
     {
-        string dir = Layout.MessageDir(sessionId);
-        var list = new List<JsonObject>();
-        if (!Directory.Exists(dir))
-        {
-            return list;
-        }
-
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
-        {
-            if (TryReadData(file) is { } m)
-            {
-                list.Add(m);
-            }
-        }
-
+        var list = ReadObjectsIn(Layout.MessageDir(sessionId));
         list.Sort(CompareMessages);
         return list;
     }
@@ -374,7 +360,15 @@ public sealed class SessionStore
     /// <summary>Parts of a message ordered by id.</summary>
     public IReadOnlyList<JsonObject> ReadParts(string messageId)
     {
-        string dir = Layout.PartDir(messageId);
+        var list = ReadObjectsIn(Layout.PartDir(messageId));
+        list.Sort((a, b) => string.CompareOrdinal((string?)a["id"], (string?)b["id"]));
+        return list;
+    }
+
+    /// <summary>Every readable <c>.json</c> object in a folder (none when it does not exist); unreadable files are
+    /// reported and skipped.</summary>
+    private List<JsonObject> ReadObjectsIn(string dir)
+    {
         var list = new List<JsonObject>();
         if (!Directory.Exists(dir))
         {
@@ -383,13 +377,12 @@ public sealed class SessionStore
 
         foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
         {
-            if (TryReadData(file) is { } p)
+            if (TryReadData(file) is { } o)
             {
-                list.Add(p);
+                list.Add(o);
             }
         }
 
-        list.Sort((a, b) => string.CompareOrdinal((string?)a["id"], (string?)b["id"]));
         return list;
     }
 

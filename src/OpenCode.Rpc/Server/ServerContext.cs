@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
 using OpenCode.Rpc.Core.Storage;
+using PolyType;
 using StreamJsonRpc;
 
 namespace OpenCode.Rpc.Server;
@@ -49,6 +50,8 @@ public sealed class ServerContext
 
     public SearchService Search { get; }
 
+    // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
+    [PropertyShape(Ignore = true)]
     public JsonRpc? Rpc { get; set; }
 
     public bool Initialized => project is not null;
