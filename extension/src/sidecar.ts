@@ -25,8 +25,8 @@ export interface ServerCommand {
 
 /**
  * Which server to run, in order: the `opencodeRpc.serverPath` setting; the binary bundled in the extension
- * (`<extension>/server/opencode-rpc`); the repository's own build (`../src/OpenCode.Rpc/bin/{Release,Debug}/net10.0`),
- * run with `dotnet`. A setting that names a `.dll` is run with `dotnet` too.
+ * (`<extension>/server/opencode-rpc`); from the repository, its NativeAOT publish (`../artifacts/opencode-rpc/`), then
+ * its builds (`../src/OpenCode.Rpc/bin/{Release,Debug}/net10.0/opencode-rpc.dll`), run with `dotnet`. A setting that names a `.dll` is run with `dotnet` too.
  */
 export function resolveServer(setting: string | undefined, extensionPath: string, exists = fs.existsSync): ServerCommand {
   const viaDotnet = (p: string, source: string): ServerCommand =>
@@ -34,6 +34,9 @@ export function resolveServer(setting: string | undefined, extensionPath: string
   if (setting && setting.trim()) return viaDotnet(setting.trim(), 'setting');
   const bundled = path.join(extensionPath, 'server', 'opencode-rpc');
   if (exists(bundled)) return { command: bundled, args: [], source: 'bundled' };
+  // The repository's NativeAOT publish (scripts/publish.sh), then its dotnet builds.
+  const published = path.resolve(extensionPath, '..', 'artifacts', 'opencode-rpc', 'opencode-rpc');
+  if (exists(published)) return { command: published, args: [], source: 'repo publish' };
   for (const config of ['Release', 'Debug']) {
     const dll = path.resolve(extensionPath, '..', 'src', 'OpenCode.Rpc', 'bin', config, 'net10.0', 'opencode-rpc.dll');
     if (exists(dll)) return { command: 'dotnet', args: [dll], source: 'repo build' };

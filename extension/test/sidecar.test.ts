@@ -12,10 +12,12 @@ describe('resolveServer', () => {
     assert.deepEqual(resolveServer('/opt/opencode-rpc', ext, () => true), { command: '/opt/opencode-rpc', args: [], source: 'setting' });
     assert.deepEqual(resolveServer('/b/opencode-rpc.dll', ext, () => true), { command: 'dotnet', args: ['/b/opencode-rpc.dll'], source: 'setting' });
   });
-  test('then the bundled binary, then the Release build, then the Debug build', () => {
+  test('then the bundled binary, then the repository publish, then the Release build, then the Debug build', () => {
     const bundled = '/x/extension/server/opencode-rpc';
+    const published = '/x/artifacts/opencode-rpc/opencode-rpc';
     const release = '/x/src/OpenCode.Rpc/bin/Release/net10.0/opencode-rpc.dll';
     const debug = '/x/src/OpenCode.Rpc/bin/Debug/net10.0/opencode-rpc.dll';
+    assert.deepEqual(resolveServer('', ext, (p) => p === published || p === release), { command: published, args: [], source: 'repo publish' });
     assert.equal(resolveServer('', ext, (p) => p === bundled || p === release).command, bundled);
     assert.deepEqual(resolveServer(undefined, ext, (p) => p === release || p === debug).args, [release]);
     assert.deepEqual(resolveServer('  ', ext, (p) => p === debug).args, [debug]);

@@ -19,10 +19,12 @@ import * as vscode from './vscode';
 /** extension/ (the bundled tests live in extension/out/test). */
 export const EXT_ROOT = path.resolve(__dirname, '..', '..');
 
+/** The server under test: $OPENCODE_RPC_DLL, else the repository's Debug build (`npm test` builds it first), never
+ * an older published binary that happens to be lying around. */
 export function serverCommand(): ServerCommand {
-  const dll = process.env.OPENCODE_RPC_DLL;
-  if (dll) return { command: 'dotnet', args: [dll], source: 'OPENCODE_RPC_DLL' };
-  return resolveServer(undefined, EXT_ROOT);
+  const dll = process.env.OPENCODE_RPC_DLL ?? path.resolve(EXT_ROOT, '..', 'src', 'OpenCode.Rpc', 'bin', 'Debug', 'net10.0', 'opencode-rpc.dll');
+  if (!fs.existsSync(dll)) throw new Error(`${dll} does not exist: run \`dotnet build src/OpenCode.Rpc -c Debug\` (npm test does) or set OPENCODE_RPC_DLL`);
+  return resolveServer(dll, EXT_ROOT);
 }
 
 export class MemoryMemento {
