@@ -359,12 +359,24 @@ describe('commands over methods other issues add (the clear message until the se
     let labels: string[] = [];
     ui.answer('quickPick', (items: { label: string }[]) => ((labels = items.map((i) => i.label)), 'second prompt'));
     await env.run('opencodeRpc.fork');
-    assert.deepEqual(labels, ['Whole session', 'first prompt', 'second prompt']);
+    assert.deepEqual(labels, ['Whole session', 'first prompt', 'done: first prompt', 'second prompt', 'done: second prompt']);
     const fork = env.state.current!;
     assert.notEqual(fork.id, s.id);
     assert.match(fork.title, /origin \(fork #1\)/);
     const msgs = await env.rpc<unknown[]>('message/list', { sessionID: fork.id });
-    assert.equal(msgs.length, 2, 'the fork keeps what came before the picked message');
+    assert.equal(msgs.length, 2, 'forked before the second prompt: the first turn');
+    // After an answer: the answer is kept.
+    await env.state.setCurrent(s);
+    ui.answer('quickPick', () => 'done: first prompt');
+    await env.run('opencodeRpc.fork');
+    const after = await env.rpc<{ info: { role: string } }[]>('message/list', { sessionID: env.state.currentId });
+    assert.deepEqual(after.map((m) => m.info.role), ['user', 'assistant']);
+    // The whole session.
+    await env.state.setCurrent(s);
+    ui.answer('quickPick', () => 'Whole session');
+    await env.run('opencodeRpc.fork');
+    assert.equal((await env.rpc<unknown[]>('message/list', { sessionID: env.state.currentId })).length, 4);
+    assert.deepEqual(ui.texts('error'), []);
     if (env.client.supports('session/tree')) {
       // The session view nests the fork under its origin (forks are root sessions on disk: the server knows).
       env.tree.refresh();

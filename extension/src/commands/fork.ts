@@ -10,8 +10,8 @@ export function messageLabel(m: MessageWithParts): string {
 }
 
 /**
- * OpenCode: Fork Session: the whole session, or up to a picked message (the fork keeps what came before it, as
- * OpenCode's /fork does). Unbound by default, as OpenCode's session_fork; "opencodeRpc.forkKeybinding" turns on
+ * OpenCode: Fork Session: the whole session, before a picked prompt (as OpenCode's /fork), or right after a picked
+ * answer. Unbound by default, as OpenCode's session_fork; "opencodeRpc.forkKeybinding" turns on
  * ctrl+x f.
  */
 export function fork(ctx: CommandContext) {
@@ -20,16 +20,21 @@ export function fork(ctx: CommandContext) {
     await client.require('session/fork');
     const session = await targetSession(ctx, arg);
     const messages = await client.call('message/list', { sessionID: session.id });
-    type Item = vscode.QuickPickItem & { messageID?: string };
+    type Item = vscode.QuickPickItem & { messageID?: string; inclusive?: boolean };
+    // A user message: fork before it (OpenCode's /fork). An assistant message: fork right after it, keeping it
+    // (session/fork's inclusive), to branch from an answer.
     const items: Item[] = [
       { label: 'Whole session', description: `${messages.length} messages` },
-      ...messages
-        .filter((m) => m.info.role === 'user')
-        .map((m) => ({
+      ...messages.map((m) => {
+        const user = m.info.role === 'user';
+        return {
           label: messageLabel(m),
-          description: `before this message • ${new Date(m.info.time.created).toLocaleString()}`,
+          description: `${user ? 'before this prompt' : 'after this answer'} • ${new Date(m.info.time.created).toLocaleString()}`,
+          iconPath: new vscode.ThemeIcon(user ? 'account' : 'hubot'),
           messageID: m.info.id,
-        })),
+          inclusive: user ? undefined : true,
+        };
+      }),
     ];
     const pick = await vscode.window.showQuickPick(items, {
       title: `OpenCode: Fork "${session.title}"`,
@@ -37,7 +42,12 @@ export function fork(ctx: CommandContext) {
       matchOnDescription: true,
     });
     if (!pick) return;
-    const forked = await client.call('session/fork', pick.messageID ? { sessionID: session.id, messageID: pick.messageID } : { sessionID: session.id });
+    const forked = await client.call(
+      'session/fork',
+      pick.messageID
+        ? { sessionID: session.id, messageID: pick.messageID, ...(pick.inclusive ? { inclusive: true } : {}) }
+        : { sessionID: session.id },
+    );
     await ctx.state.setCurrent(forked);
     void vscode.window.showInformationMessage(`OpenCode: forked into "${forked.title}"`);
   });
