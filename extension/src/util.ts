@@ -36,9 +36,12 @@ export class NoSessionError extends Error {
   }
 }
 
-/** The session a command acts on: its argument, else the current one. */
-export async function targetSession(ctx: CommandContext, arg: unknown): Promise<SessionInfo> {
-  const id = sessionIdFromArg(arg) ?? ctx.selection?.() ?? ctx.state.currentId;
+/**
+ * The session a command acts on: its argument, else the current one. Rename and Delete, whose keys are bound in the
+ * session view (ctrl+r, ctrl+d), fall back to the view's selection first (`useSelection`).
+ */
+export async function targetSession(ctx: CommandContext, arg: unknown, useSelection = false): Promise<SessionInfo> {
+  const id = sessionIdFromArg(arg) ?? (useSelection ? ctx.selection?.() : undefined) ?? ctx.state.currentId;
   if (!id) throw new NoSessionError();
   // Always re-read: another client (or the agent) may have changed it since the last notification.
   return ctx.state.client.call('session/get', { sessionID: id });

@@ -118,6 +118,24 @@ describe('session commands', () => {
     await until('status bar refresh', () => statusBarItems.at(-1)!.text.includes('renamed elsewhere'));
   });
 
+  test('Rename (ctrl+r in the session view) acts on the selected session; palette commands on the current one', async () => {
+    fresh();
+    const current = await createSession(env, 'current one');
+    const selected = await createSession(env, 'selected one');
+    await env.state.setCurrent(current);
+    env.ctx.selection = () => selected.id;
+    try {
+      ui.answer('inputBox', (o: { value: string }) => (assert.equal(o.value, 'selected one'), 'selected renamed'));
+      await env.run('opencodeRpc.renameSession');
+      assert.equal((await get(selected.id)).title, 'selected renamed');
+      await env.run('opencodeRpc.archiveSession');
+      assert.ok((await get(current.id)).time.archived, 'archive went to the current session');
+      assert.equal((await get(selected.id)).time.archived, undefined);
+    } finally {
+      env.ctx.selection = undefined;
+    }
+  });
+
   test('Delete asks first: No keeps the session, Delete removes it and clears the current one', async () => {
     fresh();
     const s = await createSession(env, 'doomed');

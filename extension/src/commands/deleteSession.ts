@@ -4,7 +4,7 @@ import { command, targetSession, type CommandContext } from '../util';
 /** OpenCode: Delete Session, after a confirmation. Files in the project are not touched. */
 export function deleteSession(ctx: CommandContext) {
   return command('Delete Session', async (arg?: unknown) => {
-    const session = await targetSession(ctx, arg);
+    const session = await targetSession(ctx, arg, true);
     const answer = await vscode.window.showWarningMessage(
       `Delete the OpenCode session "${session.title}"?`,
       { modal: true, detail: 'Its messages and child sessions are deleted too. Files in your project are not changed.' },

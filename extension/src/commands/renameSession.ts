@@ -4,7 +4,7 @@ import { command, targetSession, type CommandContext } from '../util';
 /** OpenCode: Rename Session (ctrl+r while the session view has focus). */
 export function renameSession(ctx: CommandContext) {
   return command('Rename Session', async (arg?: unknown) => {
-    const session = await targetSession(ctx, arg);
+    const session = await targetSession(ctx, arg, true);
     const title = await vscode.window.showInputBox({
       title: 'OpenCode: Rename Session',
       prompt: 'New title',
