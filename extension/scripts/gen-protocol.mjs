@@ -166,31 +166,44 @@ export function generate(protocol) {
   }
   const requests = [];
   const notifications = [];
+  // Every exported name, once: two wire names that map to the same identifier fail here, not in tsc.
+  const owners = new Map([...schemas.keys()].map((k) => [k, `schema ${k}`]));
+  const claim = (ident, owner) => {
+    if (owners.has(ident)) throw new Error(`${owner}: the generated name ${ident} is already used by ${owners.get(ident)}`);
+    owners.set(ident, owner);
+  };
   for (const m of methods) {
     if (m.name.startsWith('$/')) continue; // protocol plumbing ($/cancelRequest, $/progress) is vscode-jsonrpc's
     const base = pascal(m.name);
     const isNotification = m['x-notification'] === true;
     out.push(...doc([m.summary, m.description].filter(Boolean).join('\n\n'), ''));
     // A method without params is sent without "params" (LSP's shutdown/exit): vscode-jsonrpc's *Type0.
+    // Notification params are XNotificationParams: a request and a notification may share a stem
+    // (session/diff and session.diff).
     const none = (m.params ?? []).length === 0;
-    if (schemas.has(`${base}Params`)) throw new Error(`${m.name}: its params type ${base}Params collides with the schema of that name`);
-    out.push(`export type ${base}Params = ${none ? 'void' : paramsType(m)};`);
     const name = JSON.stringify(m.name);
+    const paramsName = isNotification ? `${base}NotificationParams` : `${base}Params`;
+    claim(paramsName, m.name);
+    out.push(`export type ${paramsName} = ${none ? 'void' : paramsType(m)};`);
     if (isNotification) {
+      claim(`${base}Notification`, m.name);
       out.push(none
         ? `export const ${base}Notification = new NotificationType0(${name});`
-        : `export const ${base}Notification = new NotificationType<${base}Params>(${name}, ParameterStructures.byName);`);
+        : `export const ${base}Notification = new NotificationType<${paramsName}>(${name}, ParameterStructures.byName);`);
       notifications.push(m.name);
     } else {
       const result = m.result ? tsType(m.result.schema, '') : 'null';
       // A schema may already carry the name (initialize's result is the schema InitializeResult): reuse it.
-      if (schemas.has(`${base}Result`) && result !== `${base}Result`) {
-        throw new Error(`${m.name}: its result type ${base}Result collides with the schema of that name`);
+      if (schemas.has(`${base}Result`)) {
+        if (result !== `${base}Result`) throw new Error(`${m.name}: its result type ${base}Result collides with the schema of that name`);
+      } else {
+        claim(`${base}Result`, m.name);
+        out.push(`export type ${base}Result = ${result};`);
       }
-      if (!schemas.has(`${base}Result`)) out.push(`export type ${base}Result = ${result};`);
+      claim(`${base}Request`, m.name);
       out.push(none
         ? `export const ${base}Request = new RequestType0<${base}Result, void>(${name});`
-        : `export const ${base}Request = new RequestType<${base}Params, ${base}Result, void>(${name}, ParameterStructures.byName);`);
+        : `export const ${base}Request = new RequestType<${paramsName}, ${base}Result, void>(${name}, ParameterStructures.byName);`);
       requests.push(m.name);
     }
     out.push('');
@@ -202,7 +215,7 @@ export function generate(protocol) {
   out.push('');
   out.push('/** Every notification of the protocol document: params types by wire name. */');
   out.push('export interface ProtocolNotifications {');
-  for (const n of notifications) out.push(`  ${JSON.stringify(n)}: ${pascal(n)}Params;`);
+  for (const n of notifications) out.push(`  ${JSON.stringify(n)}: ${pascal(n)}NotificationParams;`);
   out.push('}');
   out.push('');
   out.push('export const requestTypes = {');

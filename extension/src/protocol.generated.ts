@@ -161,7 +161,7 @@ export const InitializeRequest = new RequestType<InitializeParams, InitializeRes
  *
  * LSP's initialized notification. No effect.
  */
-export type InitializedParams = void;
+export type InitializedNotificationParams = void;
 export const InitializedNotification = new NotificationType0("initialized");
 
 /**
@@ -178,7 +178,7 @@ export const ShutdownRequest = new RequestType0<ShutdownResult, void>("shutdown"
  *
  * LSP's exit notification: the process ends with code 0 after shutdown, 1 without it. Closing stdin also ends it, with code 0.
  */
-export type ExitParams = void;
+export type ExitNotificationParams = void;
 export const ExitNotification = new NotificationType0("exit");
 
 /**
@@ -368,74 +368,74 @@ export const SessionSearchRequest = new RequestType<SessionSearchParams, Session
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type SessionCreatedParams = {
+export type SessionCreatedNotificationParams = {
   info: Session;
 };
-export const SessionCreatedNotification = new NotificationType<SessionCreatedParams>("session.created", ParameterStructures.byName);
+export const SessionCreatedNotification = new NotificationType<SessionCreatedNotificationParams>("session.created", ParameterStructures.byName);
 
 /**
  * A session changed.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type SessionUpdatedParams = {
+export type SessionUpdatedNotificationParams = {
   info: Session;
 };
-export const SessionUpdatedNotification = new NotificationType<SessionUpdatedParams>("session.updated", ParameterStructures.byName);
+export const SessionUpdatedNotification = new NotificationType<SessionUpdatedNotificationParams>("session.updated", ParameterStructures.byName);
 
 /**
  * A session was deleted.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type SessionDeletedParams = {
+export type SessionDeletedNotificationParams = {
   info: Session;
 };
-export const SessionDeletedNotification = new NotificationType<SessionDeletedParams>("session.deleted", ParameterStructures.byName);
+export const SessionDeletedNotification = new NotificationType<SessionDeletedNotificationParams>("session.deleted", ParameterStructures.byName);
 
 /**
  * A message was created or replaced.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type MessageUpdatedParams = {
+export type MessageUpdatedNotificationParams = {
   info: Message;
 };
-export const MessageUpdatedNotification = new NotificationType<MessageUpdatedParams>("message.updated", ParameterStructures.byName);
+export const MessageUpdatedNotification = new NotificationType<MessageUpdatedNotificationParams>("message.updated", ParameterStructures.byName);
 
 /**
  * A message was removed.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type MessageRemovedParams = {
+export type MessageRemovedNotificationParams = {
   sessionID: SessionID;
   messageID: MessageID;
 };
-export const MessageRemovedNotification = new NotificationType<MessageRemovedParams>("message.removed", ParameterStructures.byName);
+export const MessageRemovedNotification = new NotificationType<MessageRemovedNotificationParams>("message.removed", ParameterStructures.byName);
 
 /**
  * A part was created or replaced.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type MessagePartUpdatedParams = {
+export type MessagePartUpdatedNotificationParams = {
   part: Part;
   delta?: string;
 };
-export const MessagePartUpdatedNotification = new NotificationType<MessagePartUpdatedParams>("message.part.updated", ParameterStructures.byName);
+export const MessagePartUpdatedNotification = new NotificationType<MessagePartUpdatedNotificationParams>("message.part.updated", ParameterStructures.byName);
 
 /**
  * A part was removed.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
  */
-export type MessagePartRemovedParams = {
+export type MessagePartRemovedNotificationParams = {
   sessionID: SessionID;
   messageID: MessageID;
   partID: PartID;
 };
-export const MessagePartRemovedNotification = new NotificationType<MessagePartRemovedParams>("message.part.removed", ParameterStructures.byName);
+export const MessagePartRemovedNotification = new NotificationType<MessagePartRemovedNotificationParams>("message.part.removed", ParameterStructures.byName);
 
 /** Every request of the protocol document: params and result types by wire name. */
 export interface ProtocolRequests {
@@ -460,15 +460,15 @@ export interface ProtocolRequests {
 
 /** Every notification of the protocol document: params types by wire name. */
 export interface ProtocolNotifications {
-  "initialized": InitializedParams;
-  "exit": ExitParams;
-  "session.created": SessionCreatedParams;
-  "session.updated": SessionUpdatedParams;
-  "session.deleted": SessionDeletedParams;
-  "message.updated": MessageUpdatedParams;
-  "message.removed": MessageRemovedParams;
-  "message.part.updated": MessagePartUpdatedParams;
-  "message.part.removed": MessagePartRemovedParams;
+  "initialized": InitializedNotificationParams;
+  "exit": ExitNotificationParams;
+  "session.created": SessionCreatedNotificationParams;
+  "session.updated": SessionUpdatedNotificationParams;
+  "session.deleted": SessionDeletedNotificationParams;
+  "message.updated": MessageUpdatedNotificationParams;
+  "message.removed": MessageRemovedNotificationParams;
+  "message.part.updated": MessagePartUpdatedNotificationParams;
+  "message.part.removed": MessagePartRemovedNotificationParams;
 }
 
 export const requestTypes = {

@@ -40,7 +40,7 @@ describe('gen-protocol', () => {
     // main document, pending file, schemas of both
     assert.match(text, /export const SessionGetRequest = new RequestType<SessionGetParams, SessionGetResult, void>\("session\/get", ParameterStructures\.byName\);/);
     assert.match(text, /export const SessionForkRequest = new RequestType<SessionForkParams, SessionForkResult, void>\("session\/fork", ParameterStructures\.byName\);/);
-    assert.match(text, /export const SessionUpdatedNotification = new NotificationType<SessionUpdatedParams>\("session\.updated", ParameterStructures\.byName\);/);
+    assert.match(text, /export const SessionUpdatedNotification = new NotificationType<SessionUpdatedNotificationParams>\("session\.updated", ParameterStructures\.byName\);/);
     assert.match(text, /export const ShutdownRequest = new RequestType0<ShutdownResult, void>\("shutdown"\);/);
     assert.match(text, /export type TreeNode = \{[\s\S]*children: TreeNode\[\];[\s\S]*status\?: Status \| null;/);
     assert.match(text, /export type SessionListParams = \{\n  search\?: string;\n  limit\?: number;\n  archived\?: boolean \| null;\n\};/);
@@ -49,6 +49,10 @@ describe('gen-protocol', () => {
     // $/ plumbing is vscode-jsonrpc's own; a duplicate in a pending file does not override the main document
     assert.doesNotMatch(text, /cancelRequest/);
     assert.match(text, /export type SessionGetResult = Session;/);
+    // a request and a notification with the same stem (session/diff, session.diff) get distinct names
+    assert.match(text, /export type SessionDiffParams = \{/);
+    assert.match(text, /export type SessionDiffNotificationParams = \{/);
+    assert.match(text, /new NotificationType<SessionDiffNotificationParams>\("session\.diff", ParameterStructures\.byName\)/);
     assert.match(r.stderr, /session\/get in pending\/fork\.json is already defined/);
   });
 
