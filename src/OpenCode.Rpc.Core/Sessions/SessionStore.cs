@@ -386,6 +386,27 @@ public sealed class SessionStore
         return list;
     }
 
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
+    /// the message has no part folder, which is the case for every new message.</summary>
+    private string? PartOwner(string messageId)
+    {
+        string dir = Layout.PartDir(messageId);
+        if (!Directory.Exists(dir))
+        {
+            return null;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file)?["sessionID"] is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+            {
+                return v.GetValue<string>();
+            }
+        }
+
+        return null;
+    }
+
     public static int CompareMessages(JsonObject a, JsonObject b)
     {
         int c = Created(a).CompareTo(Created(b));
@@ -396,7 +417,7 @@ public sealed class SessionStore
     /// session's <c>time.updated</c>, as a new prompt does in OpenCode.</summary>
     public async Task<JsonObject> UpdateMessageAsync(JsonObject info, CancellationToken ct)
     {
-        if (info["id"] is null)
+        if (!info.ContainsKey("id")) // an explicit null is left for validation to refuse (Insert would throw on the existing key)
         {
             info.Insert(0, "id", Identifier.Ascending(Identifier.Message));
         }
@@ -410,6 +431,13 @@ public sealed class SessionStore
             var (session, projectId) = ReadSession(sessionId);
             string file = Layout.MessageFile(sessionId, messageId);
             bool isNew = !File.Exists(file);
+            if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+            {
+                // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
+                // see (and on delete, remove) the first session's parts.
+                throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+            }
+
             AtomicFile.Write(file, JsJson.ToBytes(info));
             if (isNew)
             {
@@ -434,7 +462,7 @@ public sealed class SessionStore
     /// so a part cannot be slipped under another session's message.</summary>
     public async Task<JsonObject> UpdatePartAsync(JsonObject part, string? delta, CancellationToken ct)
     {
-        if (part["id"] is null)
+        if (!part.ContainsKey("id")) // likewise: an explicit null is refused, not replaced
         {
             part.Insert(0, "id", Identifier.Ascending(Identifier.Part));
         }
