@@ -43,9 +43,12 @@ public static class Notifications
     public const string MessagePartUpdated = "message.part.updated";
     public const string MessagePartRemoved = "message.part.removed";
 
+    /// <summary>LSP's work-done progress, sent while a long request runs when the client passed a workDoneToken.</summary>
+    public const string Progress = Methods.Progress;
+
     public static readonly IReadOnlyList<string> All =
     [
-        SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+        SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved, Progress,
     ];
 }
 
