@@ -22,6 +22,15 @@ public static class Methods
     public const string MessageRemove = "message/remove";
     public const string PartUpdate = "part/update";
     public const string PartRemove = "part/remove";
+
+    public const string SessionRevert = "session/revert";
+    public const string SessionUnrevert = "session/unrevert";
+    public const string SessionUndo = "session/undo";
+    public const string SessionRedo = "session/redo";
+    public const string SessionDiff = "session/diff";
+    public const string SnapshotTrack = "snapshot/track";
+    public const string StepStart = "step/start";
+    public const string StepFinish = "step/finish";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -34,10 +43,12 @@ public static class Notifications
     public const string MessageRemoved = "message.removed";
     public const string MessagePartUpdated = "message.part.updated";
     public const string MessagePartRemoved = "message.part.removed";
+    public const string SessionDiff = "session.diff";
 
     public static readonly IReadOnlyList<string> All =
     [
         SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+        SessionDiff,
     ];
 }
 
