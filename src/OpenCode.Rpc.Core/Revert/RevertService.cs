@@ -424,12 +424,13 @@ public sealed class RevertService : ISessionWriteHook
             var all = newFiles.Keys.Union(oldFiles.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             var (allPatches, _) = await FileMapAsync(patches, worktree, lease, changedCache, true, ct).ConfigureAwait(false);
 
-            var plan = new List<(string Rel, EntryState? Target, string Status)>();
+            var plan = new List<(string Rel, EntryState? Target, string Tree, string Status)>();
             var conflicts = new List<string>();
             foreach (var rel in all)
             {
                 var current = CurrentState(lease, worktree, before, rel);
-                EntryState? want = newFiles.TryGetValue(rel, out var first) ? lease.Entry(first.Hash, rel) : lease.Entry(baseline, rel);
+                string wantTree = newFiles.TryGetValue(rel, out var first) ? first.Hash : baseline;
+                EntryState? want = lease.Entry(wantTree, rel);
                 if (Same(current, want))
                 {
                     continue;
@@ -467,7 +468,7 @@ public sealed class RevertService : ISessionWriteHook
                     continue;
                 }
 
-                plan.Add((rel, want, want is null ? "deleted" : current is null ? "added" : "modified"));
+                plan.Add((rel, want, wantTree, want is null ? "deleted" : current is null ? "added" : "modified"));
             }
 
             if (conflicts.Count > 0)
@@ -484,10 +485,10 @@ public sealed class RevertService : ISessionWriteHook
             RevertState? intended = target is null || scope == RevertScope.Files ? null : new RevertState(target.MessageId, target.PartId, baseline);
             string expect = scope == RevertScope.Files ? "none" : target is null ? "clear" : "revert";
             string journal = WriteJournal(sessionId, snap, before, plan.Select(p => p.Rel), intended, expect);
-            foreach (var (rel, want, _) in plan)
+            foreach (var (rel, want, tree, _) in plan)
             {
                 ct.ThrowIfCancellationRequested();
-                Apply(lease, worktree, rel, want, baseline);
+                Apply(lease, worktree, rel, want, tree);
             }
 
             string applied = await lease.TrackAsync(ct).ConfigureAwait(false);
@@ -578,11 +579,13 @@ public sealed class RevertService : ISessionWriteHook
         store.Publish("session.updated", new JsonObject { ["info"] = info.DeepClone() });
     }
 
-    private static void Apply(SnapshotLease lease, WorktreeFiles worktree, string rel, EntryState? want, string baseline)
+    /// <summary>Puts one file in its wanted state; a deletion also removes the folders it empties that did not exist
+    /// in <paramref name="tree"/>, the state being restored.</summary>
+    private static void Apply(SnapshotLease lease, WorktreeFiles worktree, string rel, EntryState? want, string tree)
     {
         if (want is null)
         {
-            worktree.Delete(rel, dir => lease.IsTree(baseline, dir));
+            worktree.Delete(rel, dir => lease.IsTree(tree, dir));
         }
         else
         {
