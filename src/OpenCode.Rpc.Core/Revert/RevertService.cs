@@ -120,10 +120,10 @@ public sealed class RevertService : ISessionWriteHook
     public async Task<string> TrackAsync(string sessionId, CancellationToken ct)
     {
         var (session, _) = store.ReadSession(sessionId);
-        var (snap, reason) = SnapshotsFor(session);
+        var (snap, reason, _) = SnapshotsFor(session);
         if (snap is null)
         {
-            throw new SnapshotUnavailableException($"Snapshots are off for this session: {reason}");
+            throw new SnapshotUnavailableException(reason!);
         }
 
         return await snap.TrackAsync(ct).ConfigureAwait(false);
@@ -133,7 +133,7 @@ public sealed class RevertService : ISessionWriteHook
     public async Task<JsonObject> StepStartAsync(string sessionId, string messageId, CancellationToken ct)
     {
         var msg = store.GetMessage(sessionId, messageId);
-        var (snap, _) = SnapshotsFor(store.GetSession(sessionId));
+        var snap = SnapshotsForStep(store.GetSession(sessionId));
         string? hash = snap is null ? null : await snap.TrackAsync(ct).ConfigureAwait(false);
 
         // Key order as OpenCode 1.1.65 writes it: id, sessionID, messageID, type, snapshot.
@@ -157,7 +157,7 @@ public sealed class RevertService : ISessionWriteHook
     public async Task<IReadOnlyList<JsonObject>> StepFinishAsync(string sessionId, string messageId, string reason, double? cost, JsonObject? tokens, CancellationToken ct)
     {
         var msg = store.GetMessage(sessionId, messageId);
-        var (snap, _) = SnapshotsFor(store.GetSession(sessionId));
+        var snap = SnapshotsForStep(store.GetSession(sessionId));
         string? start = msg.Parts.LastOrDefault(p => Str(p, "type") == "step-start" && Str(p, "snapshot") is not null) is { } s ? Str(s, "snapshot") : null;
         string? now = null;
         IReadOnlyList<string> files = [];
@@ -233,7 +233,7 @@ public sealed class RevertService : ISessionWriteHook
             }
         }
 
-        var (snap, _) = SnapshotsFor(view.Session);
+        var (snap, _, _) = SnapshotsFor(view.Session);
         JsonArray diffs = [];
         if (snap is not null)
         {
@@ -374,7 +374,7 @@ public sealed class RevertService : ISessionWriteHook
         string sessionId = Id(view.Session);
         var active = RevertOf(view.Session);
         Point? old = active is null ? null : PointOf(view, active);
-        var (snap, offReason) = SnapshotsFor(view.Session);
+        var (snap, offReason, unavailable) = SnapshotsFor(view.Session);
         bool doFiles = snap is not null && scope != RevertScope.Conversation && (target is not null || active?.Snapshot is not null);
         string? reason = snap is null ? offReason : scope == RevertScope.Conversation ? "Only the conversation was reverted (scope: conversation)." : null;
 
@@ -390,6 +390,11 @@ public sealed class RevertService : ISessionWriteHook
         string? snapshot = active?.Snapshot;
         string? diffText = null;
         JsonArray? sessionDiff = null;
+        if (unavailable && scope != RevertScope.Conversation && (newSet.Count > 0 || oldSet.Count > 0))
+        {
+            throw new SnapshotUnavailableException(offReason + " Nothing was changed; scope \"conversation\" reverts the conversation alone.");
+        }
+
         if (doFiles && (newSet.Count > 0 || oldSet.Count > 0))
         {
             using var lease = await snap!.AcquireAsync(ct).ConfigureAwait(false);
@@ -839,19 +844,33 @@ public sealed class RevertService : ISessionWriteHook
     }
 
     /// <summary>The snapshot store for a session's worktree, or null (and why) when snapshots are off.</summary>
-    private (SnapshotStore? Store, string? Reason) SnapshotsFor(JsonObject session)
+    /// <summary>The snapshot store for a session's worktree, or null and why: snapshots are off, or (Unavailable) the
+    /// session's folder is gone.</summary>
+    private (SnapshotStore? Store, string? Reason, bool Unavailable) SnapshotsFor(JsonObject session)
     {
-        var project = ProjectOf(session);
+        if (ProjectOf(session) is not { } project)
+        {
+            return (null, $"The session's directory {Str(session, "directory")} no longer exists, so its files cannot be restored.", true);
+        }
+
         var config = OpenCodeConfig.Load(configLocations, project.Directory, project.IsGit ? project.Worktree : null);
         if (!config.Snapshot)
         {
-            return (null, "Snapshots are disabled (\"snapshot\": false in opencode.json), so only the conversation was reverted; files were left as they are.");
+            return (null, "Snapshots are disabled (\"snapshot\": false in opencode.json), so only the conversation was reverted; files were left as they are.", false);
         }
 
-        return (SnapshotStore.ForProject(Layout, project, snapshotOptions), null);
+        return (SnapshotStore.ForProject(Layout, project, snapshotOptions), null, false);
     }
 
-    private ProjectInfo ProjectOf(JsonObject session)
+    /// <summary>For step/start and step/finish: null only when snapshots are turned off; a missing folder is an error,
+    /// never a step silently recorded without its snapshot.</summary>
+    private SnapshotStore? SnapshotsForStep(JsonObject session)
+    {
+        var (snap, reason, unavailable) = SnapshotsFor(session);
+        return unavailable ? throw new SnapshotUnavailableException(reason!) : snap;
+    }
+
+    private ProjectInfo? ProjectOf(JsonObject session)
     {
         var current = currentProject();
         string? dir = Str(session, "directory");
@@ -870,7 +889,7 @@ public sealed class RevertService : ISessionWriteHook
             return current;
         }
 
-        throw new SnapshotUnavailableException($"The session's directory {dir} no longer exists, so its files cannot be restored.");
+        return null;
     }
 
     private static RevertState? RevertOf(JsonObject session) =>
