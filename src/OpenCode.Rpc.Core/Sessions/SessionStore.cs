@@ -117,7 +117,7 @@ public sealed class SessionStore
         var info = new JsonObject
         {
             ["id"] = id,
-            ["slug"] = $"{Adjectives[Random.Shared.Next(Adjectives.Length)]}-{Nouns[Random.Shared.Next(Nouns.Length)]}",
+            ["slug"] = NewSlug(),
             ["version"] = FormatVersion,
             ["projectID"] = project.Id,
             ["directory"] = project.Directory,
@@ -138,6 +138,9 @@ public sealed class SessionStore
         Publish("session.created", new JsonObject { ["info"] = info.DeepClone() });
         return info;
     }
+
+    /// <summary>OpenCode's random <c>adjective-noun</c> slug.</summary>
+    public static string NewSlug() => $"{Adjectives[Random.Shared.Next(Adjectives.Length)]}-{Nouns[Random.Shared.Next(Nouns.Length)]}";
 
     /// <summary>Writes a complete session object as it is (import and fork build their own). The caller holds the lock.</summary>
     public void WriteSessionFile(string projectId, JsonObject info)
@@ -276,6 +279,7 @@ public sealed class SessionStore
                 AtomicFile.Delete(Layout.SessionDiffFile(id));
                 AtomicFile.Delete(Layout.SessionShareFile(id));
                 AtomicFile.Delete(Layout.TodoFile(id));
+                AtomicFile.Delete(Layout.ForkOriginFile(id));
             }
 
             deleted.Add(info);

@@ -26,6 +26,9 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static partial int SyncFs(int fd);
+
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(int fd, int operation);
 
@@ -48,6 +51,34 @@ internal static partial class Native
         try
         {
             Fsync(fd);
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    /// <summary>Flushes every dirty page and directory entry of the filesystem holding <paramref name="dir"/>: one
+    /// call instead of an fsync per file, for bulk writes (fork, import) whose visibility is gated by a last file.</summary>
+    internal static void SyncFileSystem(string dir)
+    {
+        if (!IsUnix)
+        {
+            return;
+        }
+
+        int fd = Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open {dir} to flush it (errno {Marshal.GetLastPInvokeError()}).");
+        }
+
+        try
+        {
+            if (SyncFs(fd) != 0)
+            {
+                throw new IOException($"syncfs failed on {dir} (errno {Marshal.GetLastPInvokeError()}).");
+            }
         }
         finally
         {

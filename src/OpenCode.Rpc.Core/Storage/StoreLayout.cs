@@ -24,6 +24,11 @@ public sealed class StoreLayout
 
     public string LockDir => Path.Combine(SideDir, "locks");
 
+    /// <summary>Fork origins (side data: OpenCode never reads it).</summary>
+    public string ForksDir => Path.Combine(SideDir, "forks");
+
+    public string ForkOriginFile(string sessionId) => Path.Combine(ForksDir, Check(sessionId, Identifier.Session) + ".json");
+
     public string MigrationFile => Path.Combine(Storage, "migration");
 
     public string ProjectDir => Path.Combine(Storage, "project");

@@ -15,6 +15,9 @@ public static class Methods
     public const string SessionUpdate = "session/update";
     public const string SessionDelete = "session/delete";
     public const string SessionChildren = "session/children";
+    public const string SessionFork = "session/fork";
+    public const string SessionTree = "session/tree";
+    public const string SessionSearch = "session/search";
 
     public const string MessageList = "message/list";
     public const string MessageGet = "message/get";

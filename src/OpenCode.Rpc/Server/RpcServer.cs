@@ -55,6 +55,7 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<LifecycleTarget>(), new LifecycleTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<SessionTarget>(), new SessionTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<MessageTarget>(), new MessageTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TreeTarget>(), new TreeTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<RevertTarget>(), new RevertTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
@@ -66,6 +67,7 @@ public sealed class RpcServer : IDisposable
     public static readonly IReadOnlySet<string> KnownMethods = NamesOf<LifecycleTarget>()
         .Concat(NamesOf<SessionTarget>())
         .Concat(NamesOf<MessageTarget>())
+        .Concat(NamesOf<TreeTarget>())
         .Concat(NamesOf<RevertTarget>())
         .ToHashSet(StringComparer.Ordinal);
 

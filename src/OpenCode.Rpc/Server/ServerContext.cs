@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
 using OpenCode.Rpc.Core.Storage;
+using PolyType;
 using StreamJsonRpc;
 
 namespace OpenCode.Rpc.Server;
@@ -33,6 +34,9 @@ public sealed class ServerContext
         Log = log;
         Store = new SessionStore(new StoreLayout(options.DataDir), warn: m => log("warning: " + m));
         Store.Changed += e => Notify(e.Type, e.Properties);
+        Forks = new ForkService(Store);
+        Tree = new TreeService(Store, Forks);
+        Search = new SearchService(Store);
     }
 
     public ServerOptions Options { get; }
@@ -41,6 +45,14 @@ public sealed class ServerContext
 
     public SessionStore Store { get; }
 
+    public ForkService Forks { get; }
+
+    public TreeService Tree { get; }
+
+    public SearchService Search { get; }
+
+    // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
+    [PropertyShape(Ignore = true)]
     public JsonRpc? Rpc { get; set; }
 
     public bool Initialized => project is not null;

@@ -1,0 +1,248 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using OpenCode.Rpc.Core.Ids;
+using OpenCode.Rpc.Core.Json;
+using OpenCode.Rpc.Core.Storage;
+
+namespace OpenCode.Rpc.Core.Sessions;
+
+/// <summary>Where a fork came from. Kept in <c>&lt;data&gt;/opencode-rpc/forks/&lt;sessionID&gt;.json</c>, a side file:
+/// OpenCode rewrites session files with its own schema and would drop a field it does not know, and 1.1.65 must read
+/// the fork's session file unchanged.</summary>
+public sealed record ForkOrigin(string SessionID, string FromSessionID, string? MessageID, bool Inclusive, long Time);
+
+/// <summary>
+/// Forks a session, per OpenCode's <c>Session.fork</c> (reference §4): the messages before <c>messageID</c> (or all),
+/// each with a new ascending id, assistant <c>parentID</c> and compaction <c>tail_start_id</c> remapped, part contents
+/// copied verbatim (snapshot and patch hashes stay valid: same project, same shadow repo), a root session titled by
+/// <see cref="ForkedTitle"/>. Beyond OpenCode: <c>inclusive</c> keeps the chosen message too; an unknown messageID is
+/// an error (OpenCode silently copies everything); reverted messages are never copied; and the fork is atomic.
+/// </summary>
+public sealed partial class ForkService(SessionStore store)
+{
+    public string ForksDir => store.Layout.ForksDir;
+
+    /// <summary>OpenCode's getForkedTitle: <c>X</c> → <c>X (fork #1)</c>, <c>X (fork #n)</c> → <c>X (fork #n+1)</c>.</summary>
+    public static string ForkedTitle(string title)
+    {
+        var m = ForkTitleRegex().Match(title);
+        return m.Success && int.TryParse(m.Groups[2].Value, out int n) && n < int.MaxValue
+            ? $"{m.Groups[1].Value} (fork #{n + 1})"
+            : $"{title} (fork #1)";
+    }
+
+    public async Task<JsonObject> ForkAsync(string sessionId, string? messageId, bool inclusive, CancellationToken ct)
+    {
+        var (source, projectId) = store.ReadSession(sessionId);
+        if (messageId is not null)
+        {
+            SessionStore.CheckId(messageId, Identifier.Message, "messageID");
+        }
+
+        var messages = VisibleMessages(source, store.ReadMessageInfos(sessionId));
+        int end = messages.Count;
+        if (messageId is not null)
+        {
+            int at = messages.FindIndex(m => (string?)m.Info["id"] == messageId);
+            if (at < 0)
+            {
+                throw NotFoundException.ForMessage(messageId);
+            }
+
+            end = inclusive ? at + 1 : at;
+        }
+
+        long now = store.Now;
+        string newId = Identifier.Create(Identifier.Session, descending: true, now);
+        var info = new JsonObject
+        {
+            ["id"] = newId,
+            ["slug"] = SessionStore.NewSlug(),
+            ["version"] = SessionStore.FormatVersion,
+            ["projectID"] = projectId,
+            ["directory"] = source["directory"]?.DeepClone() ?? string.Empty,
+        };
+        foreach (var key in new[] { "workspaceID", "metadata" })
+        {
+            if (source[key] is { } v)
+            {
+                info[key] = v.DeepClone();
+            }
+        }
+
+        info["title"] = ForkedTitle(source["title"] is JsonValue t && t.TryGetValue(out string? title) ? title : string.Empty);
+        info["time"] = new JsonObject { ["created"] = now, ["updated"] = now };
+
+        var idMap = new Dictionary<string, string>(StringComparer.Ordinal);
+        var copies = new List<(JsonObject Info, List<JsonObject> Parts)>(end);
+        for (int i = 0; i < end; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var (oldInfo, oldParts) = messages[i];
+            string newMsgId = Identifier.Ascending(Identifier.Message);
+            idMap[(string)oldInfo["id"]!] = newMsgId;
+            var copy = oldInfo.DeepClone().AsObject();
+            copy["id"] = newMsgId;
+            copy["sessionID"] = newId;
+            if (copy["parentID"] is JsonValue pv && pv.TryGetValue(out string? parent) && idMap.TryGetValue(parent, out var mapped))
+            {
+                copy["parentID"] = mapped;
+            }
+
+            var parts = new List<JsonObject>(oldParts.Count);
+            foreach (var op in oldParts)
+            {
+                var np = op.DeepClone().AsObject();
+                np["id"] = Identifier.Ascending(Identifier.Part);
+                np["sessionID"] = newId;
+                np["messageID"] = newMsgId;
+                parts.Add(np);
+            }
+
+            copies.Add((copy, parts));
+        }
+
+        // tail_start_id may point forward (at a message copied later), so remap after every id is known.
+        foreach (var (_, parts) in copies)
+        {
+            foreach (var p in parts)
+            {
+                if ((string?)p["type"] == "compaction" && p["tail_start_id"] is JsonValue tv && tv.TryGetValue(out string? tail) && idMap.TryGetValue(tail, out var mappedTail))
+                {
+                    p["tail_start_id"] = mappedTail;
+                }
+            }
+        }
+
+        var origin = new JsonObject
+        {
+            ["sessionID"] = newId,
+            ["forkedFrom"] = new JsonObject { ["sessionID"] = sessionId, ["messageID"] = messageId, ["inclusive"] = inclusive },
+            ["time"] = now,
+        };
+
+        var bulk = new BulkWriter();
+        using (await store.LockSessionAsync(newId, ct).ConfigureAwait(false))
+        {
+            try
+            {
+                foreach (var (m, parts) in copies)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    string mid = (string)m["id"]!;
+                    bulk.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(m));
+                    foreach (var p in parts)
+                    {
+                        bulk.Write(store.Layout.PartFile(mid, (string)p["id"]!), JsJson.ToBytes(p));
+                    }
+                }
+
+                bulk.Write(store.Layout.ForkOriginFile(newId), JsJson.ToBytes(origin));
+                bulk.Flush(store.Layout.Storage);
+                store.WriteSessionFile(projectId, info); // the gate: atomic and durable, last
+            }
+            catch
+            {
+                bulk.Rollback();
+                throw;
+            }
+        }
+
+        store.Publish("session.created", new JsonObject { ["info"] = info.DeepClone() });
+        return info;
+    }
+
+    /// <summary>The fork origin of a session, or null when it was not forked by us.</summary>
+    public ForkOrigin? OriginOf(string sessionId)
+    {
+        if (!Identifier.IsValid(sessionId, Identifier.Session))
+        {
+            return null;
+        }
+
+        JsonObject? o;
+        try
+        {
+            o = SessionStore.ReadObject(Path.Combine(ForksDir, sessionId + ".json"));
+        }
+        catch (StoreCorruptException)
+        {
+            return null;
+        }
+
+        return o is null ? null : Parse(o);
+    }
+
+    /// <summary>Every fork origin recorded in this data dir.</summary>
+    public IReadOnlyList<ForkOrigin> AllOrigins()
+    {
+        var list = new List<ForkOrigin>();
+        if (!Directory.Exists(ForksDir))
+        {
+            return list;
+        }
+
+        foreach (var f in Directory.EnumerateFiles(ForksDir, "*.json"))
+        {
+            try
+            {
+                if (SessionStore.ReadObject(f) is { } o && Parse(o) is { } origin)
+                {
+                    list.Add(origin);
+                }
+            }
+            catch (StoreCorruptException)
+            {
+                // a torn side file only loses the tree link, never a session
+            }
+        }
+
+        return list;
+    }
+
+    private static ForkOrigin? Parse(JsonObject o)
+    {
+        if (o["sessionID"] is not JsonValue s || o["forkedFrom"] is not JsonObject from || from["sessionID"] is not JsonValue fs)
+        {
+            return null;
+        }
+
+        return new ForkOrigin(
+            s.GetValue<string>(),
+            fs.GetValue<string>(),
+            from["messageID"] is JsonValue mv && mv.TryGetValue(out string? mid) ? mid : null,
+            from["inclusive"] is JsonValue iv && iv.TryGetValue(out bool inc) && inc,
+            o["time"] is JsonValue tv && tv.TryGetValue(out long t) ? t : 0);
+    }
+
+    /// <summary>Messages a fork may copy: those before a pending revert point (the UI hides the rest; they are deleted at
+    /// the next prompt). With a revert partID, that message keeps only its parts before the part.</summary>
+    public List<MessageWithParts> VisibleMessages(JsonObject session, List<JsonObject> infos)
+    {
+        string? revertMsg = session["revert"]?["messageID"] is JsonValue rv && rv.TryGetValue(out string? r) ? r : null;
+        string? revertPart = session["revert"]?["partID"] is JsonValue pv && pv.TryGetValue(out string? rp) ? rp : null;
+        var list = new List<MessageWithParts>(infos.Count);
+        foreach (var m in infos)
+        {
+            string id = (string)m["id"]!;
+            var parts = store.ReadParts(id);
+            if (revertMsg is not null && string.CompareOrdinal(id, revertMsg) >= 0)
+            {
+                if (revertPart is not null && id == revertMsg)
+                {
+                    var kept = parts.Where(p => string.CompareOrdinal((string?)p["id"], revertPart) < 0).ToList();
+                    list.Add(new MessageWithParts(m, kept));
+                }
+
+                continue;
+            }
+
+            list.Add(new MessageWithParts(m, parts));
+        }
+
+        return list;
+    }
+
+    [GeneratedRegex(@"^(.+) \(fork #(\d+)\)$", RegexOptions.Singleline)]
+    private static partial Regex ForkTitleRegex();
+}

@@ -1,0 +1,471 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Nerdbank.Streams;
+using OpenCode.Rpc.Core.Ids;
+using OpenCode.Rpc.Core.Json;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Server;
+using StreamJsonRpc;
+
+namespace OpenCode.Rpc.Benchmarks;
+
+public sealed record Row(string What, string Ours, string Reference, string Target);
+
+/// <summary>The benchmark items. Data is generated in temp folders and removed afterwards.</summary>
+public sealed class Bench(bool quick) : IDisposable
+{
+    private readonly string root = Directory.CreateTempSubdirectory("ocrpc-bench-").FullName;
+
+    public static string RepoRoot { get; } = FindRoot();
+
+    public static string Shared => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(root, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static string Cpu()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        }
+        catch (IOException)
+        {
+            return "unknown CPU";
+        }
+    }
+
+    // ------------------------------------------------------------------ items
+
+    /// <summary>Process start to the initialize answer, of the shipped build (NativeAOT when published, else the
+    /// framework-dependent dll), against the real <c>opencode --version</c>.</summary>
+    public async Task<Row> ColdStartAsync()
+    {
+        var dirs = NewDirs("cold");
+        var (exe, prefix) = Sidecar();
+        var ours = new List<double>();
+        for (int i = 0; i < (quick ? 4 : 11); i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var psi = Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]);
+            using var p = Process.Start(psi)!;
+            using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
+            rpc.StartListening();
+            await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
+            double ms = sw.Elapsed.TotalMilliseconds;
+            if (i > 0)
+            {
+                ours.Add(ms); // the first run warms the page cache
+            }
+
+            p.StandardInput.Close();
+            await p.WaitForExitAsync();
+        }
+
+        var reference = await TimeProcessAsync(() => RefStart("1.18.33", ["--version"], root), quick ? 2 : 5);
+        return new Row($"cold start to the `initialize` answer ({(exe.EndsWith(".dll", StringComparison.Ordinal) || prefix.Length > 0 ? "framework-dependent" : "NativeAOT")})", Stat(ours), "real `opencode --version`: " + Stat(reference), "≤ 150 ms");
+    }
+
+    /// <summary>CLI <c>session list</c> over a 1,000-session store, against real OpenCode 1.1.65 reading the same store.</summary>
+    public async Task<Row> CliSessionListAsync()
+    {
+        var dirs = NewDirs("list1k", git: true);
+        var project = ProjectResolver.Resolve(dirs.Project);
+        var store = new SessionStore(new StoreLayout(dirs.Data));
+        store.Initialize();
+        ProjectResolver.EnsureProjectFile(store.Layout, project, store.Now);
+        WriteSessions(store, project, 1000, messagesEach: 0);
+        var (exe, prefix) = Sidecar();
+        var ours = await TimeProcessAsync(() => Start(exe, [.. prefix, "session", "list", "--data-dir", dirs.Data], dirs.Project), quick ? 3 : 7);
+        var home = Path.Combine(root, "ochome-list");
+        Directory.CreateDirectory(Path.Combine(home, "data"));
+        if (!Directory.Exists(Path.Combine(home, "data", "opencode")))
+        {
+            Directory.CreateSymbolicLink(Path.Combine(home, "data", "opencode"), dirs.Data);
+        }
+
+        var reference = await TimeProcessAsync(() => RefStart("1.1.65", ["session", "list"], dirs.Project, home), quick ? 2 : 5);
+        return new Row("CLI `session list`, 1,000 sessions", Stat(ours), $"real 1.1.65 `opencode session list` on the same store: {Stat(reference)} ({Ratio(reference, ours)})", "≥ 10× faster");
+    }
+
+    /// <summary>Warm <c>session/list</c> of a project with 10,000 sessions, over in-proc pipes.</summary>
+    public async Task<Row> SessionList10kAsync()
+    {
+        int n = quick ? 2000 : 10_000;
+        var dirs = NewDirs("list10k");
+        var store = new SessionStore(new StoreLayout(dirs.Data));
+        store.Initialize();
+        WriteSessions(store, ProjectResolver.Resolve(dirs.Project), n, messagesEach: 0);
+        await using var c = await InProc.StartAsync(dirs);
+        await c.CallAsync("session/list", new JsonObject());
+        await Task.Delay(2100); // let the index leave its racy window, as a warm server would be
+        var times = new List<double>();
+        int count = 0;
+        for (int i = 0; i < 30; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var r = await c.CallAsync("session/list", new JsonObject());
+            times.Add(sw.Elapsed.TotalMilliseconds);
+            count = r.GetArrayLength();
+        }
+
+        return new Row($"`session/list`, {count:N0} sessions, warm (in-proc pipes, whole answer)", Stat(times), "–", "≤ 20 ms");
+    }
+
+    /// <summary><c>message/update</c> then <c>part/update</c>, each acknowledged after fsync + rename + folder fsync.</summary>
+    public async Task<Row> DurableWritesAsync()
+    {
+        var dirs = NewDirs("writes");
+        await using var c = await InProc.StartAsync(dirs);
+        string sid = (await c.CallAsync("session/create", new JsonObject { ["title"] = "bench" })).GetProperty("id").GetString()!;
+        var msg = new List<double>();
+        var part = new List<double>();
+        int n = quick ? 200 : 1000;
+        for (int i = 0; i < n; i++)
+        {
+            string mid = Identifier.Ascending(Identifier.Message);
+            var info = new JsonObject
+            {
+                ["id"] = mid, ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1000 + i }, ["agent"] = "build",
+                ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" },
+            };
+            var sw = Stopwatch.StartNew();
+            await c.CallAsync("message/update", new JsonObject { ["info"] = info });
+            msg.Add(sw.Elapsed.TotalMilliseconds);
+            sw.Restart();
+            await c.CallAsync("part/update", new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hello " + i } });
+            part.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        return new Row("`message/update` / `part/update`, durable (fsync'd), p50 / p99", $"message {Pct(msg, 50)} / {Pct(msg, 99)}; part {Pct(part, 50)} / {Pct(part, 99)}", "–", "≤ 1 ms / ≤ 5 ms");
+    }
+
+    /// <summary>Small calls per second over a real process's stdio, one client, 64 in flight.</summary>
+    public async Task<Row> RpcThroughputAsync()
+    {
+        var dirs = NewDirs("tput");
+        var (exe, prefix) = Sidecar();
+        using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
+        using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
+        rpc.StartListening();
+        await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
+        string sid = (await Invoke(rpc, "session/create", new JsonObject())).GetProperty("id").GetString()!;
+        var args = new JsonObject { ["sessionID"] = sid };
+        var rates = new List<double>();
+        int total = quick ? 10_000 : 50_000;
+        for (int round = 0; round < 4; round++)
+        {
+            var sw = Stopwatch.StartNew();
+            int next = 0;
+            var workers = Enumerable.Range(0, 64).Select(async _ =>
+            {
+                while (Interlocked.Increment(ref next) <= total)
+                {
+                    await Invoke(rpc, "session/get", args);
+                }
+            });
+            await Task.WhenAll(workers);
+            if (round > 0)
+            {
+                rates.Add(total / sw.Elapsed.TotalSeconds);
+            }
+        }
+
+        p.StandardInput.Close();
+        await p.WaitForExitAsync();
+        rates.Sort();
+        return new Row("small RPC calls/s over stdio (`session/get`), 1 client, 64 in flight", $"{rates[rates.Count / 2]:N0}/s ({rates[0]:N0}–{rates[^1]:N0})", "–", "≥ 20,000");
+    }
+
+    /// <summary>Forking a 2,000-message session (2,000 messages, 4,000 parts).</summary>
+    public async Task<Row> Fork2000Async()
+    {
+        var dirs = NewDirs("fork");
+        var store = new SessionStore(new StoreLayout(dirs.Data));
+        store.Initialize();
+        var ids = WriteSessions(store, ProjectResolver.Resolve(dirs.Project), 1, messagesEach: 2000);
+        await using var c = await InProc.StartAsync(dirs);
+        var times = new List<double>();
+        for (int i = 0; i < (quick ? 3 : 7); i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await c.CallAsync("session/fork", new JsonObject { ["sessionID"] = ids[0] });
+            times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        return new Row("fork of 2,000 messages (4,000 parts)", Stat(times), "real `POST /session/:id/fork`: not measured here (needs a 2,000-message SQLite store filled over HTTP, ~10 min)", "≤ 300 ms");
+    }
+
+    /// <summary>Warm <c>session/search</c> over 10,000 sessions and 200,000 parts.</summary>
+    public async Task<Row> Search10kAsync()
+    {
+        int sessions = quick ? 1000 : 10_000;
+        var dirs = NewDirs("search");
+        var store = new SessionStore(new StoreLayout(dirs.Data));
+        store.Initialize();
+        WriteSessions(store, ProjectResolver.Resolve(dirs.Project), sessions, messagesEach: 10); // 2 parts per message
+        await using var c = await InProc.StartAsync(dirs);
+        var args = new JsonObject { ["query"] = "needle-in-the-haystack" };
+        var sw0 = Stopwatch.StartNew();
+        await c.CallAsync("session/search", args);
+        double cold = sw0.Elapsed.TotalMilliseconds;
+        await Task.Delay(2100);
+        await c.CallAsync("session/search", args);
+        var times = new List<double>();
+        for (int i = 0; i < 10; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await c.CallAsync("session/search", args);
+            times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        return new Row($"`session/search`, {sessions:N0} sessions / {sessions * 20:N0} parts, warm", Stat(times) + $"; cold {cold:N0} ms", "OpenCode searches titles only", "≤ 100 ms");
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// <summary>Writes sessions (and optionally user/assistant messages with a text and a tool part each) straight to
+    /// files, without fsync: this is data generation, not the thing measured.</summary>
+    public static List<string> WriteSessions(SessionStore store, ProjectInfo project, int count, int messagesEach)
+    {
+        var ids = new List<string>(count);
+        long t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (count * 1000L);
+        var layout = store.Layout;
+        for (int i = 0; i < count; i++)
+        {
+            string sid = Identifier.Create(Identifier.Session, true, t0 + (i * 1000L));
+            ids.Add(sid);
+            var info = new JsonObject
+            {
+                ["id"] = sid, ["slug"] = "quiet-otter", ["version"] = "1.1.65", ["projectID"] = project.Id, ["directory"] = project.Directory,
+                ["title"] = $"Session {i}: refactor module {i % 97}", ["time"] = new JsonObject { ["created"] = t0 + (i * 1000L), ["updated"] = t0 + (i * 1000L) + 500 },
+            };
+            Write(layout.SessionFile(project.Id, sid), info);
+            for (int m = 0; m < messagesEach; m++)
+            {
+                string mid = Identifier.Ascending(Identifier.Message);
+                bool user = m % 2 == 0;
+                var msg = new JsonObject { ["id"] = mid, ["sessionID"] = sid, ["role"] = user ? "user" : "assistant", ["time"] = new JsonObject { ["created"] = t0 + (i * 1000L) + m } };
+                msg["agent"] = "build";
+                if (user)
+                {
+                    msg["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" };
+                }
+                else
+                {
+                    msg["parentID"] = mid;
+                    msg["modelID"] = "m";
+                    msg["providerID"] = "p";
+                    msg["mode"] = "build";
+                    msg["path"] = new JsonObject { ["cwd"] = "/w", ["root"] = "/w" };
+                    msg["cost"] = 0;
+                    msg["tokens"] = new JsonObject { ["input"] = 1, ["output"] = 1, ["reasoning"] = 0, ["cache"] = new JsonObject { ["read"] = 0, ["write"] = 0 } };
+                }
+
+                Write(layout.MessageFile(sid, mid), msg);
+                Write(layout.PartFile(mid, Identifier.Ascending(Identifier.Part)), new JsonObject
+                {
+                    ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text",
+                    ["text"] = $"Message {m} of session {i}: please look at src/module{m % 13}.ts and explain the control flow in detail.",
+                });
+                Write(layout.PartFile(mid, Identifier.Ascending(Identifier.Part)), new JsonObject
+                {
+                    ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "tool", ["callID"] = "c" + m, ["tool"] = "read",
+                    ["state"] = new JsonObject
+                    {
+                        ["status"] = "completed", ["input"] = new JsonObject { ["filePath"] = $"/w/src/module{m % 13}.ts" },
+                        ["output"] = $"export function f{m}() {{ return {m}; }} // line {i}", ["title"] = $"module{m % 13}.ts", ["metadata"] = new JsonObject(),
+                        ["time"] = new JsonObject { ["start"] = 1, ["end"] = 2 },
+                    },
+                });
+            }
+        }
+
+        return ids;
+    }
+
+    private static void Write(string path, JsonObject o)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        if (o["id"] is null && path.EndsWith(".json", StringComparison.Ordinal))
+        {
+            o.Insert(0, "id", Path.GetFileNameWithoutExtension(path));
+        }
+
+        File.WriteAllBytes(path, JsJson.ToBytes(o));
+    }
+
+    private (string Data, string Project) NewDirs(string name, bool git = false)
+    {
+        string d = Path.Combine(root, name, "data");
+        string p = Path.Combine(root, name, "project");
+        Directory.CreateDirectory(d);
+        Directory.CreateDirectory(p);
+        if (git)
+        {
+            Run("git", ["init", "-q"], p);
+            File.WriteAllText(Path.Combine(p, "README.md"), "bench\n");
+            Run("git", ["add", "."], p);
+            Run("git", ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "init"], p);
+        }
+
+        return (d, p);
+    }
+
+    private static void Run(string exe, string[] args, string cwd)
+    {
+        using var p = Process.Start(Start(exe, args, cwd))!;
+        p.WaitForExit();
+    }
+
+    /// <summary>The sidecar as shipped: the NativeAOT binary from <c>scripts/publish.sh</c> if present, else the
+    /// Release (or Debug) framework-dependent build run with dotnet.</summary>
+    public static (string Exe, string[] Prefix) Sidecar()
+    {
+        string aot = Path.Combine(RepoRoot, "artifacts", "opencode-rpc", "opencode-rpc");
+        if (File.Exists(aot))
+        {
+            return (aot, []);
+        }
+
+        string dll = Path.Combine(AppContext.BaseDirectory, "opencode-rpc.dll");
+        return ("dotnet", ["exec", dll]);
+    }
+
+    private static ProcessStartInfo Start(string exe, IEnumerable<string> args, string? cwd = null)
+    {
+        var psi = new ProcessStartInfo(exe) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (cwd is not null)
+        {
+            psi.WorkingDirectory = cwd;
+        }
+
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        return psi;
+    }
+
+    private ProcessStartInfo RefStart(string version, string[] args, string cwd, string? home = null)
+    {
+        var psi = Start("bash", [Path.Combine(Shared, "tools", "opencode-ref.sh"), .. args], cwd);
+        psi.Environment["OCREF_VERSION"] = version;
+        psi.Environment["OCREF_HOME"] = home ?? Path.Combine(root, "ochome-" + version);
+        psi.Environment["OCREF_TIMEOUT"] = "120";
+        return psi;
+    }
+
+    /// <summary>Runs a process once to warm up, then <paramref name="runs"/> times; wall times in ms. stdout is drained
+    /// (to a buffer, like a pipe to a file) so a large output is part of the cost.</summary>
+    private static async Task<List<double>> TimeProcessAsync(Func<ProcessStartInfo> psi, int runs)
+    {
+        var times = new List<double>();
+        for (int i = 0; i <= runs; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var p = Process.Start(psi())!;
+            p.StandardInput.Close();
+            var o = p.StandardOutput.ReadToEndAsync();
+            var e = p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            await o;
+            string err = await e;
+            if (p.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"{p.StartInfo.FileName} exited {p.ExitCode}: {err.Trim()}");
+            }
+
+            if (i > 0)
+            {
+                times.Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        return times;
+    }
+
+    internal static Task<JsonElement> Invoke(JsonRpc rpc, string method, JsonObject args)
+    {
+        IReadOnlyDictionary<string, object?> named = args.ToDictionary(kv => kv.Key, kv => (object?)kv.Value?.DeepClone());
+        IReadOnlyDictionary<string, Type> types = args.ToDictionary(kv => kv.Key, _ => typeof(JsonNode));
+        return rpc.InvokeWithParameterObjectAsync<JsonElement>(method, named, types, CancellationToken.None);
+    }
+
+    public static string Stat(List<double> ms)
+    {
+        var s = ms.Order().ToList();
+        double median = s.Count % 2 == 1 ? s[s.Count / 2] : (s[(s.Count / 2) - 1] + s[s.Count / 2]) / 2;
+        return $"{Fmt(median)} ({Fmt(s[0])}–{Fmt(s[^1])})";
+    }
+
+    private static string Pct(List<double> ms, int pct)
+    {
+        var s = ms.Order().ToList();
+        return Fmt(s[Math.Min(s.Count - 1, (int)Math.Ceiling(pct / 100.0 * s.Count) - 1)]);
+    }
+
+    private static string Ratio(List<double> reference, List<double> ours) =>
+        $"{Median(reference) / Median(ours):N1}× faster";
+
+    private static double Median(List<double> ms) => ms.Order().ElementAt(ms.Count / 2);
+
+    private static string Fmt(double ms) => ms >= 1000 ? $"{ms / 1000:N2} s" : ms >= 10 ? $"{ms:N0} ms" : $"{ms.ToString("0.00", CultureInfo.InvariantCulture)} ms";
+
+    private static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "OpenCode.Rpc.sln")))
+            {
+                return d.FullName;
+            }
+        }
+
+        return Environment.CurrentDirectory;
+    }
+}
+
+/// <summary>The real server on in-memory pipes, for in-process figures.</summary>
+internal sealed class InProc : IAsyncDisposable
+{
+    private readonly RpcServer server;
+    private readonly JsonRpc client;
+
+    private InProc((string Data, string Project) dirs)
+    {
+        var (s, c) = FullDuplexStream.CreatePair();
+        server = RpcServer.Start(s, s, new ServerOptions(dirs.Data, dirs.Project), _ => { });
+        client = new JsonRpc(new HeaderDelimitedMessageHandler(c, c, RpcServer.CreateFormatter()));
+        client.StartListening();
+    }
+
+    public static async Task<InProc> StartAsync((string Data, string Project) dirs)
+    {
+        var x = new InProc(dirs);
+        await x.CallAsync("initialize", new JsonObject { ["directory"] = dirs.Project });
+        return x;
+    }
+
+    public Task<JsonElement> CallAsync(string method, JsonObject args) => Bench.Invoke(client, method, args);
+
+    public async ValueTask DisposeAsync()
+    {
+        client.Dispose();
+        server.Dispose();
+        await Task.CompletedTask;
+    }
+}
