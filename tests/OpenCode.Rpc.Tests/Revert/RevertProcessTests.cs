@@ -97,6 +97,9 @@ public sealed class RevertProcessTests(ITestOutputHelper output)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            // OpenCode 1.1.65 snapshots the step start asynchronously: with a fast model (or a loaded machine) the
+            // tool writes first and no patch part is recorded. A slow fake model keeps the order real.
+            Environment = { ["FAKE_LLM_DELAY"] = "1.5" },
         })!;
         try
         {
@@ -127,6 +130,9 @@ public sealed class RevertProcessTests(ITestOutputHelper output)
         Assert.Equal("hello from fake llm\n", File.ReadAllText(hello));
 
         string dataDir = Path.Combine(home, "data", "opencode");
+        var patchParts = Directory.EnumerateFiles(Path.Combine(dataDir, "storage", "part"), "*.json", SearchOption.AllDirectories)
+            .Select(File.ReadAllText).Where(t => t.Contains("\"type\": \"patch\"", StringComparison.Ordinal)).ToList();
+        Assert.True(patchParts.Count == 1 && patchParts[0].Contains(hello, StringComparison.Ordinal), "OpenCode recorded no patch part for hello.txt (its step-start snapshot raced the tool)");
         var testDirs = dirs;
         var options = new ServerOptions(dataDir, dirs.ProjectDir, ConfigDir: configDir);
         await using var s = await InProcServer.StartAsync(testDirs, options: options);
