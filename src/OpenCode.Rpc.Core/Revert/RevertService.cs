@@ -119,6 +119,7 @@ public sealed class RevertService : ISessionWriteHook
     /// <summary>A git tree hash of the session's worktree now.</summary>
     public async Task<string> TrackAsync(string sessionId, CancellationToken ct)
     {
+        await RecoverAsync(ct).ConfigureAwait(false);
         var (session, _) = store.ReadSession(sessionId);
         var (snap, reason, _) = SnapshotsFor(session);
         if (snap is null)
@@ -132,6 +133,7 @@ public sealed class RevertService : ISessionWriteHook
     /// <summary>Writes a <c>step-start</c> part with a fresh snapshot, as OpenCode's processor does at each step.</summary>
     public async Task<JsonObject> StepStartAsync(string sessionId, string messageId, CancellationToken ct)
     {
+        await RecoverAsync(ct).ConfigureAwait(false);
         var msg = store.GetMessage(sessionId, messageId);
         var snap = SnapshotsForStep(store.GetSession(sessionId));
         string? hash = snap is null ? null : await snap.TrackAsync(ct).ConfigureAwait(false);
@@ -156,6 +158,7 @@ public sealed class RevertService : ISessionWriteHook
     /// a <c>patch</c> part <c>{hash, files}</c> with absolute paths, as OpenCode does.</summary>
     public async Task<IReadOnlyList<JsonObject>> StepFinishAsync(string sessionId, string messageId, string reason, double? cost, JsonObject? tokens, CancellationToken ct)
     {
+        await RecoverAsync(ct).ConfigureAwait(false);
         var msg = store.GetMessage(sessionId, messageId);
         var snap = SnapshotsForStep(store.GetSession(sessionId));
         string? start = msg.Parts.LastOrDefault(p => Str(p, "type") == "step-start" && Str(p, "snapshot") is not null) is { } s ? Str(s, "snapshot") : null;
@@ -222,6 +225,7 @@ public sealed class RevertService : ISessionWriteHook
             SessionStore.CheckId(messageId, Identifier.Message, "messageID");
         }
 
+        await RecoverAsync(ct).ConfigureAwait(false);
         var view = Load(sessionId);
         int from = 0;
         if (messageId is not null)
@@ -254,6 +258,7 @@ public sealed class RevertService : ISessionWriteHook
     /// reverted messages and their part files are deleted, and <c>revert</c> is cleared.</summary>
     public async Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct)
     {
+        await RecoverAsync(ct).ConfigureAwait(false);
         if (!store.SessionExists(sessionId) || store.GetSession(sessionId)["revert"] is not JsonObject)
         {
             return;

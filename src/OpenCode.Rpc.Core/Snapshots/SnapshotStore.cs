@@ -203,8 +203,16 @@ public sealed class SnapshotLease : IDisposable
         string[] addArgs = ["add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul"];
         byte[] input = Encoding.UTF8.GetBytes(pathspecs.ToString());
         var (code, _, stderr) = await Git.RunRawAsync(addArgs, ct, input).ConfigureAwait(false);
-        if (code != 0 && StaleIndexLockRemoved())
+
+        // OpenCode may share this shadow repo and hold its index.lock for a moment: wait our turn (git has no
+        // lock wait of its own), and clear a lock a crashed git left behind.
+        for (int attempt = 0; code == 128 && stderr.Contains("index.lock", StringComparison.Ordinal) && attempt < 50; attempt++)
         {
+            if (!StaleIndexLockRemoved())
+            {
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+
             (code, _, stderr) = await Git.RunRawAsync(addArgs, ct, input).ConfigureAwait(false);
         }
 

@@ -391,6 +391,52 @@ public sealed class RevertTests
     }
 
     [Fact]
+    public async Task Undo_OfARenameThatOpenCodeRecordedByItsNewNameOnly_BringsBackTheOldName()
+    {
+        await using var h = await RevertHarness.StartAsync(true, Seed);
+        var (user, _, finish) = await h.TurnAsync("rename", () => File.Move(h.P("old-name.txt"), h.P("renamed.txt")));
+        var patch = finish.GetProperty("patch");
+        Assert.Equal(2, patch.GetProperty("files").GetArrayLength()); // we record both sides of a rename
+        // OpenCode's `git diff --name-only` (renames on) records only the new name: rewrite the part that way.
+        await h.Client.CallAsync(Methods.PartUpdate, new
+        {
+            part = new
+            {
+                id = patch.GetProperty("id").GetString(),
+                sessionID = h.SessionId,
+                messageID = patch.GetProperty("messageID").GetString(),
+                type = "patch",
+                hash = patch.GetProperty("hash").GetString(),
+                files = new[] { h.P("renamed.txt") },
+            },
+        });
+        await h.Client.CallAsync(Methods.SessionRevert, new { sessionID = h.SessionId, messageID = user });
+        Assert.Equal("renamed content\n", File.ReadAllText(h.P("old-name.txt")));
+        Assert.False(File.Exists(h.P("renamed.txt")));
+    }
+
+    [Fact]
+    public async Task TwoSidecars_UndoingOneProject_TakeTurns_AndBothSucceed()
+    {
+        await using var h = await RevertHarness.StartAsync(true, Seed);
+        var options = new ServerOptions(h.Dirs.DataDir, h.Dirs.ProjectDir, ConfigDir: h.ConfigDir);
+        await using var other = await Infrastructure.InProcServer.StartAsync(h.Dirs, options: options);
+        var s2 = (await other.CallAsync(Methods.SessionCreate, new { title = "second" })).GetProperty("id").GetString()!;
+        await h.TurnAsync("first session edits a", () => File.WriteAllText(h.P("a.txt"), "first session\n"));
+        string u2 = (await other.CallAsync(Methods.MessageUpdate, new { info = new { sessionID = s2, role = "user", time = new { created = 1 }, agent = "build", model = new { providerID = "p", modelID = "m" } } })).GetProperty("id").GetString()!;
+        string a2 = (await other.CallAsync(Methods.MessageUpdate, new { info = new { sessionID = s2, role = "assistant", time = new { created = 2 }, parentID = u2, modelID = "m", providerID = "p", mode = "build", agent = "build", path = new { cwd = h.Project, root = h.Project }, cost = 0, tokens = new { input = 0, output = 0, reasoning = 0, cache = new { read = 0, write = 0 } } } })).GetProperty("id").GetString()!;
+        await other.CallAsync(Methods.StepStart, new { sessionID = s2, messageID = a2 });
+        File.WriteAllText(h.P("b.txt"), "second session\n");
+        await other.CallAsync(Methods.StepFinish, new { sessionID = s2, messageID = a2, reason = "stop" });
+
+        var undo1 = h.Client.CallAsync(Methods.SessionUndo, new { sessionID = h.SessionId });
+        var undo2 = other.CallAsync(Methods.SessionUndo, new { sessionID = s2 });
+        await Task.WhenAll(undo1, undo2);
+        Assert.Equal("alpha\n", File.ReadAllText(h.P("a.txt")));
+        Assert.False(File.Exists(h.P("b.txt")));
+    }
+
+    [Fact]
     public async Task BadScope_NamesTheField()
     {
         await using var h = await RevertHarness.StartAsync(true, Seed);

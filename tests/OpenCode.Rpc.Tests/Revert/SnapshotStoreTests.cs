@@ -123,6 +123,21 @@ public sealed class SnapshotStoreTests
     }
 
     [Fact]
+    public async Task Track_WaitsForAnIndexLockHeldByAnotherGit()
+    {
+        using var dirs = new TestDirs(git: true);
+        var store = StoreFor(dirs);
+        await store.TrackAsync(default);
+        string lockFile = Path.Combine(store.GitDir, "index.lock");
+        File.WriteAllText(lockFile, string.Empty); // OpenCode's git add, mid-flight
+        var track = store.TrackAsync(default);
+        await Task.Delay(400);
+        Assert.False(track.IsCompleted);
+        File.Delete(lockFile);
+        Assert.Matches("^[0-9a-f]{40}$", await track.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
     public void WorktreeFiles_RefusesEveryWayOut()
     {
         using var dirs = new TestDirs();
