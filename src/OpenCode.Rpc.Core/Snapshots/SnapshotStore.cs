@@ -168,7 +168,7 @@ public sealed class SnapshotStore
 }
 
 /// <summary>The operations on a shadow repo, valid while its lock is held. Dispose releases the lock.</summary>
-public sealed class SnapshotLease : IDisposable
+public sealed partial class SnapshotLease : IDisposable
 {
     private readonly SnapshotStore store;
     private readonly SemaphoreSlim local;
@@ -192,7 +192,18 @@ public sealed class SnapshotLease : IDisposable
     public async Task<string> TrackAsync(CancellationToken ct)
     {
         await EnsureInitAsync(ct).ConfigureAwait(false);
-        SyncExclude();
+        bool excludeChanged = SyncExclude();
+        if (!excludeChanged && WarmCache() is { } cache && await FastTrackAsync(cache, ct).ConfigureAwait(false) is { } fast)
+        {
+            return fast;
+        }
+
+        return await FullTrackWithCacheAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The whole worktree through git: <c>git add -A</c> then <c>git write-tree</c>.</summary>
+    private async Task<string> FullTrackAsync(CancellationToken ct)
+    {
         var excluded = await ListExcludedAsync(ct).ConfigureAwait(false);
         var pathspecs = new StringBuilder(".\0");
         foreach (var rel in excluded)
@@ -381,11 +392,11 @@ public sealed class SnapshotLease : IDisposable
     }
 
     /// <summary>The user's <c>info/exclude</c> applies to snapshots too (the newest OpenCode syncs it the same way).</summary>
-    private void SyncExclude()
+    private bool SyncExclude()
     {
         if (store.UserGitDir is null)
         {
-            return;
+            return false;
         }
 
         string src = Path.Combine(store.UserGitDir, "info", "exclude");
@@ -396,7 +407,10 @@ public sealed class SnapshotLease : IDisposable
         {
             Directory.CreateDirectory(Path.GetDirectoryName(dst)!);
             AtomicFile.Write(dst, want, durable: false);
+            return true;
         }
+
+        return false;
     }
 
     /// <summary>Untracked, non-ignored files too big to snapshot; outside git, also enforces the size caps.</summary>
@@ -458,7 +472,7 @@ public sealed class SnapshotLease : IDisposable
     }
 
     /// <summary>Paths in the user's own git index (read only; libgit2 never writes the index on read).</summary>
-    private HashSet<string> UserTrackedPaths()
+    internal HashSet<string> UserTrackedPaths()
     {
         var set = new HashSet<string>(StringComparer.Ordinal);
         if (store.UserGitDir is null)

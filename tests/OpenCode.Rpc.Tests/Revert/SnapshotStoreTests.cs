@@ -130,11 +130,58 @@ public sealed class SnapshotStoreTests
         await store.TrackAsync(default);
         string lockFile = Path.Combine(store.GitDir, "index.lock");
         File.WriteAllText(lockFile, string.Empty); // OpenCode's git add, mid-flight
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "changed.txt"), "a change to add");
         var track = store.TrackAsync(default);
         await Task.Delay(400);
         Assert.False(track.IsCompleted);
         File.Delete(lockFile);
         Assert.Matches("^[0-9a-f]{40}$", await track.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task WarmTrack_GivesTheSameTreeAsAFullGitAdd_AfterEveryKindOfChange(bool git)
+    {
+        using var dirs = new TestDirs(git);
+        string p = dirs.ProjectDir;
+        File.WriteAllText(Path.Combine(p, ".gitignore"), "build/\n*.log\n");
+        Directory.CreateDirectory(Path.Combine(p, "src", "deep"));
+        for (int i = 0; i < 20; i++)
+        {
+            File.WriteAllText(Path.Combine(p, "src", $"f{i}.txt"), $"file {i}\n");
+        }
+
+        File.WriteAllText(Path.Combine(p, "src", "deep", "d.txt"), "deep\n");
+        var store = StoreFor(dirs, new SnapshotOptions { MaxUntrackedFileBytes = 3000 });
+        await store.TrackAsync(default);
+        int fastBefore = SnapshotLease.FastTracks;
+        var mutations = new List<Action>
+        {
+            () => File.WriteAllText(Path.Combine(p, "src", "f1.txt"), "same size\n"),
+            () => File.WriteAllText(Path.Combine(p, "src", "f2.txt"), "a longer content than before\n"),
+            () => File.Delete(Path.Combine(p, "src", "f3.txt")),
+            () => File.SetUnixFileMode(Path.Combine(p, "src", "f4.txt"), (UnixFileMode)0b111_101_101),
+            () => { Directory.CreateDirectory(Path.Combine(p, "new", "dir")); File.WriteAllText(Path.Combine(p, "new", "dir", "n.txt"), "n\n"); },
+            () => { Directory.CreateDirectory(Path.Combine(p, "build")); File.WriteAllText(Path.Combine(p, "build", "out.o"), "o"); File.WriteAllText(Path.Combine(p, "x.log"), "log"); },
+            () => File.WriteAllBytes(Path.Combine(p, "big.bin"), new byte[5000]),
+            () => File.CreateSymbolicLink(Path.Combine(p, "link"), "src/f5.txt"),
+            () => Directory.Move(Path.Combine(p, "src", "deep"), Path.Combine(p, "moved")),
+            () => File.WriteAllBytes(Path.Combine(p, "big.bin"), new byte[10]),
+            () => File.WriteAllText(Path.Combine(p, "src", "f1.txt"), "same size again!\n"),
+        };
+        int round = 0;
+        foreach (var mutate in mutations)
+        {
+            mutate();
+            string warm = await store.TrackAsync(default);
+            // A brand-new shadow repo: its first track is a plain full git add -A.
+            var fresh = new SnapshotStore(Path.Combine(dirs.Root, $"fresh{round++}"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options);
+            string full = await fresh.TrackAsync(default);
+            Assert.Equal(full, warm);
+        }
+
+        Assert.True(SnapshotLease.FastTracks - fastBefore >= mutations.Count - 3, "the warm path was hardly used");
     }
 
     [Fact]
