@@ -19,6 +19,10 @@ public sealed record SnapshotOptions
 
     /// <summary>Non-git projects only: the most bytes one snapshot may add.</summary>
     public long MaxNewBytes { get; init; } = 1L << 30;
+
+    /// <summary>Warm tracks walk the worktree in-process and hand git only the changed paths (see StatCache.cs).
+    /// Off: every track is a plain <c>git add -A</c> + <c>git write-tree</c>.</summary>
+    public bool StatCache { get; init; } = true;
 }
 
 /// <summary>A path's state in a snapshot tree: git mode (<c>100644</c>, <c>100755</c>, <c>120000</c>, …) and blob id.</summary>
@@ -193,6 +197,11 @@ public sealed partial class SnapshotLease : IDisposable
     {
         await EnsureInitAsync(ct).ConfigureAwait(false);
         bool excludeChanged = SyncExclude();
+        if (!store.Options.StatCache)
+        {
+            return await FullTrackAsync(ct).ConfigureAwait(false);
+        }
+
         if (!excludeChanged && WarmCache() is { } cache && await FastTrackAsync(cache, ct).ConfigureAwait(false) is { } fast)
         {
             return fast;
