@@ -362,21 +362,7 @@ public sealed class SessionStore
     /// Unreadable files are reported and skipped.</summary>
     public List<JsonObject> ReadMessageInfos(string sessionId)
     {
-        string dir = Layout.MessageDir(sessionId);
-        var list = new List<JsonObject>();
-        if (!Directory.Exists(dir))
-        {
-            return list;
-        }
-
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
-        {
-            if (TryReadData(file) is { } m)
-            {
-                list.Add(m);
-            }
-        }
-
+        var list = ReadObjectsIn(Layout.MessageDir(sessionId));
         list.Sort(CompareMessages);
         return list;
     }
@@ -384,7 +370,15 @@ public sealed class SessionStore
     /// <summary>Parts of a message ordered by id.</summary>
     public IReadOnlyList<JsonObject> ReadParts(string messageId)
     {
-        string dir = Layout.PartDir(messageId);
+        var list = ReadObjectsIn(Layout.PartDir(messageId));
+        list.Sort((a, b) => string.CompareOrdinal((string?)a["id"], (string?)b["id"]));
+        return list;
+    }
+
+    /// <summary>Every readable <c>.json</c> object in a folder (none when it does not exist); unreadable files are
+    /// reported and skipped.</summary>
+    private List<JsonObject> ReadObjectsIn(string dir)
+    {
         var list = new List<JsonObject>();
         if (!Directory.Exists(dir))
         {
@@ -393,14 +387,34 @@ public sealed class SessionStore
 
         foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
         {
-            if (TryReadData(file) is { } p)
+            if (TryReadData(file) is { } o)
             {
-                list.Add(p);
+                list.Add(o);
             }
         }
 
-        list.Sort((a, b) => string.CompareOrdinal((string?)a["id"], (string?)b["id"]));
         return list;
+    }
+
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
+    /// the message has no part folder, which is the case for every new message.</summary>
+    private string? PartOwner(string messageId)
+    {
+        string dir = Layout.PartDir(messageId);
+        if (!Directory.Exists(dir))
+        {
+            return null;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file)?["sessionID"] is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+            {
+                return v.GetValue<string>();
+            }
+        }
+
+        return null;
     }
 
     public static int CompareMessages(JsonObject a, JsonObject b)
@@ -413,7 +427,7 @@ public sealed class SessionStore
     /// session's <c>time.updated</c>, as a new prompt does in OpenCode.</summary>
     public async Task<JsonObject> UpdateMessageAsync(JsonObject info, CancellationToken ct)
     {
-        if (info["id"] is null)
+        if (!info.ContainsKey("id")) // an explicit null is left for validation to refuse (Insert would throw on the existing key)
         {
             info.Insert(0, "id", Identifier.Ascending(Identifier.Message));
         }
@@ -433,6 +447,13 @@ public sealed class SessionStore
             var (session, projectId) = ReadSession(sessionId);
             string file = Layout.MessageFile(sessionId, messageId);
             bool isNew = !File.Exists(file);
+            if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+            {
+                // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
+                // see (and on delete, remove) the first session's parts.
+                throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+            }
+
             AtomicFile.Write(file, JsJson.ToBytes(info));
             if (isNew)
             {
@@ -457,7 +478,7 @@ public sealed class SessionStore
     /// so a part cannot be slipped under another session's message.</summary>
     public async Task<JsonObject> UpdatePartAsync(JsonObject part, string? delta, CancellationToken ct)
     {
-        if (part["id"] is null)
+        if (!part.ContainsKey("id")) // likewise: an explicit null is refused, not replaced
         {
             part.Insert(0, "id", Identifier.Ascending(Identifier.Part));
         }

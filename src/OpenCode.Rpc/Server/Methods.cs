@@ -26,6 +26,11 @@ public static class Methods
     public const string PartUpdate = "part/update";
     public const string PartRemove = "part/remove";
 
+    public const string SessionExport = "session/export";
+    public const string SessionImport = "session/import";
+    public const string SessionImportDatabase = "session/importDatabase";
+    public const string Progress = "$/progress";
+
     public const string SessionRevert = "session/revert";
     public const string SessionUnrevert = "session/unrevert";
     public const string SessionUndo = "session/undo";
@@ -77,4 +82,6 @@ public static class ErrorCodes
     public const int RevertConflict = -32121;
     public const int PathOutsideProject = -32122;
     public const int Unsupported = -32130;
+    public const int ShareNotFound = -32150;
+    public const int FetchFailed = -32151;
 }
