@@ -136,6 +136,41 @@ export type SearchHit = {
   [key: string]: unknown;
 };
 
+export type ExportResult = {
+  content: string;
+  filename: string;
+  [key: string]: unknown;
+};
+
+export type ImportResult = {
+  sessionID: string;
+  session: number;
+  messages: number;
+  parts: number;
+  [key: string]: unknown;
+};
+
+export type DatabaseImportResult = {
+  sessions: number;
+  messages: number;
+  parts: number;
+  skipped: {
+    sessionID: string;
+    reason: string;
+    [key: string]: unknown;
+  }[];
+  [key: string]: unknown;
+};
+
+export type WorkDoneProgress = {
+  kind: "begin" | "report" | "end";
+  title?: string;
+  message?: string;
+  percentage?: number;
+  cancellable?: boolean;
+  [key: string]: unknown;
+};
+
 /**
  * Start the session: choose the project and learn what the server offers.
  *
@@ -364,6 +399,47 @@ export type SessionSearchResult = SearchHit[];
 export const SessionSearchRequest = new RequestType<SessionSearchParams, SessionSearchResult, void>("session/search", ParameterStructures.byName);
 
 /**
+ * Export a session as OpenCode's export JSON or its Markdown transcript.
+ *
+ * JSON: exactly what `opencode export` prints (JSON.stringify(x,null,2) plus a newline): {info, messages:[{info, parts}]}, messages ordered by (time.created, id), parts by id, keys in stored order. `sanitize` redacts as `opencode export --sanitize` (1.18.33): sensitive strings become [redacted:<kind>:<id>], non-empty metadata/input records become {"redacted":"<kind>:<id>"}, empty values are kept. Markdown: OpenCode's /export transcript with its three options (thinking, toolDetails, assistantMetadata); dates as en-US toLocaleString in the server's local time zone. `filename` is session-<first 8 chars of id>.md for Markdown (OpenCode's default) and <sessionID>.json for JSON.
+ */
+export type SessionExportParams = {
+  sessionID: string;
+  format?: "json" | "markdown";
+  sanitize?: boolean;
+  thinking?: boolean;
+  toolDetails?: boolean;
+  assistantMetadata?: boolean;
+};
+export type SessionExportResult = ExportResult;
+export const SessionExportRequest = new RequestType<SessionExportParams, SessionExportResult, void>("session/export", ParameterStructures.byName);
+
+/**
+ * Import a session from an export file, export JSON text, or a share link.
+ *
+ * Exactly one of path, url, content. Everything is validated before anything is written (OpenCode's required fields; messages and parts must belong to the session and message holding them; no duplicate ids; ids must be safe file names, so a traversal id is refused); a failure names the JSON path, e.g. ["info"]["time"]["updated"], in the message and in error.data.field. Invalid JSON says so with line and column. Atomic: messages and parts are written first, the session file last; on any failure every file the import created is removed. As OpenCode 1.18 does, the session is filed under the server's project: projectID, directory (and path, where present) are overridden; a session already present keeps its other fields and moves to this project; existing messages and parts are kept (ON CONFLICT DO NOTHING), so a re-import is idempotent (unlike 1.18 we do not bump time.updated). A url must match ^https?://[^/]+/share/([a-zA-Z0-9_-]+)$; the server GETs <origin>/api/share/<slug>/data (timeout 30 s, size cap, redirects followed only within the same origin) and groups the flat {type,data} array into {info, messages}. Caps: 1 GiB, nesting depth 128, 500,000 messages, 2,000,000 parts.
+ */
+export type SessionImportParams = {
+  path?: string;
+  url?: string;
+  content?: string;
+};
+export type SessionImportResult = ImportResult;
+export const SessionImportRequest = new RequestType<SessionImportParams, SessionImportResult, void>("session/import", ParameterStructures.byName);
+
+/**
+ * Import every session of a real OpenCode >= 1.2 SQLite database.
+ *
+ * Opens <data>/opencode.db (or $OPENCODE_DB, or `path`) read-only and brings every session, message and part into the JSON store: a message is its data column followed by id and sessionID, a part its data followed by id, sessionID and messageID (the order OpenCode's export prints), the session's columns become Session.Info. Sessions keep their projectID. Each session is imported atomically like session/import; one that cannot be (e.g. an unsafe id such as ses_../../etc) is listed in `skipped` and the others go on. When the client passes a workDoneToken, the server sends LSP $/progress notifications itself ({token, value:{kind:'begin'|'report'|'end', message, percentage}}), one report per session, all before the reply.
+ */
+export type SessionImportDatabaseParams = {
+  path?: string;
+  workDoneToken?: string | number;
+};
+export type SessionImportDatabaseResult = DatabaseImportResult;
+export const SessionImportDatabaseRequest = new RequestType<SessionImportDatabaseParams, SessionImportDatabaseResult, void>("session/importDatabase", ParameterStructures.byName);
+
+/**
  * A session was created.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
@@ -456,6 +532,9 @@ export interface ProtocolRequests {
   "session/fork": { params: SessionForkParams; result: SessionForkResult };
   "session/tree": { params: SessionTreeParams; result: SessionTreeResult };
   "session/search": { params: SessionSearchParams; result: SessionSearchResult };
+  "session/export": { params: SessionExportParams; result: SessionExportResult };
+  "session/import": { params: SessionImportParams; result: SessionImportResult };
+  "session/importDatabase": { params: SessionImportDatabaseParams; result: SessionImportDatabaseResult };
 }
 
 /** Every notification of the protocol document: params types by wire name. */
@@ -489,6 +568,9 @@ export const requestTypes = {
   "session/fork": SessionForkRequest,
   "session/tree": SessionTreeRequest,
   "session/search": SessionSearchRequest,
+  "session/export": SessionExportRequest,
+  "session/import": SessionImportRequest,
+  "session/importDatabase": SessionImportDatabaseRequest,
 } as const;
 
 export const notificationTypes = {
