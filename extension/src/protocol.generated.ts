@@ -171,6 +171,45 @@ export type WorkDoneProgress = {
   [key: string]: unknown;
 };
 
+/** A file a revert changed (or would change). `status` says what happens to it: modified, added (brought back) or deleted (removed). */
+export type RevertFile = {
+  /** Absolute path. */
+  path: string;
+  status: "modified" | "added" | "deleted";
+};
+
+/** The user message to pre-fill the prompt with after undo/redo. */
+export type PromptPrefill = {
+  messageID: MessageID;
+  /** Its non-synthetic text parts, joined with newlines. */
+  text: string;
+  /** Its non-synthetic text and file parts. */
+  parts: Part[];
+};
+
+/** Result of session/revert, unrevert, undo and redo. */
+export type RevertResult = {
+  session: Session;
+  files: RevertFile[];
+  /** False when only the conversation was reverted (snapshots off, scope conversation, folder gone); `reason` says why. True with an empty `files` when no file needed to change. */
+  filesReverted: boolean;
+  reason?: string;
+  dryRun: boolean;
+  /** Paths outside the project named by patches; never touched. */
+  skipped: string[];
+  prompt?: PromptPrefill;
+};
+
+export type TrackResult = {
+  /** git tree hash */
+  hash: string;
+};
+
+export type StepFinishResult = {
+  finish: Part;
+  patch?: Part;
+};
+
 /**
  * Start the session: choose the project and learn what the server offers.
  *
@@ -440,6 +479,123 @@ export type SessionImportDatabaseResult = DatabaseImportResult;
 export const SessionImportDatabaseRequest = new RequestType<SessionImportDatabaseParams, SessionImportDatabaseResult, void>("session/importDatabase", ParameterStructures.byName);
 
 /**
+ * Revert a session to just before a message or part: conversation and files.
+ *
+ * OpenCode's revert (reference §5.2), made safe. Records `session.revert = {messageID, partID?, snapshot?, diff?}` and restores every file that the `patch` parts after the revert point touched to its state before the first of those steps; files that did not exist then are deleted (and folders this empties that did not exist then). A message-level point (or a part with no text/tool part before it) reverts the whole turn from its user message. Nothing else in the worktree is touched: not files the AI never named, not gitignored output. Safety: a file whose content is not what the AI left (the user edited it) is not overwritten and the call fails with RevertConflict listing them, changing nothing, unless `force`; a missing or unreadable snapshot fails with SnapshotUnavailable before anything changes; a patch naming a path outside the worktree (`..`, another absolute path, a symlinked folder, `.git/`) fails with PathOutsideProject, or with `force` is skipped and listed in `skipped`. Calling it again with another point moves the point (files follow, in both directions). With `"snapshot": false` in opencode.json only the conversation is reverted and the result says so (`filesReverted: false`, `reason`). The reverted messages stay on disk (hidden by clients) until the next new message in the session (`message/update`), which deletes them and their part files and sends message.removed / message.part.removed. Sends session.updated and, when files were reverted, session.diff (the reverted turns' FileDiff[], also stored in storage/session_diff/<id>.json). `snapshot` is recorded only when files were changed, so OpenCode's own unrevert of our revert never restores files needlessly. A journal under <data>/opencode-rpc/revert/ rolls back a revert killed midway at the next start.
+ */
+export type SessionRevertParams = {
+  sessionID: SessionID;
+  messageID: MessageID;
+  partID?: PartID;
+  /** `both` (default), `conversation` (record the revert, leave files), or `files` (restore files only; the conversation and its revert state are left as they are, so it is not undone by unrevert). */
+  scope?: "both" | "conversation" | "files";
+  /** Report the files that would change, and the errors that would occur; change nothing. */
+  dryRun?: boolean;
+  /** Revert files even if they changed after the AI's step (the user's own edits). Paths outside the project are still never touched; they are listed in `skipped`. */
+  force?: boolean;
+};
+export type SessionRevertResult = RevertResult;
+export const SessionRevertRequest = new RequestType<SessionRevertParams, SessionRevertResult, void>("session/revert", ParameterStructures.byName);
+
+/**
+ * Undo a revert: files and conversation back as they were before it.
+ *
+ * Restores the files the active revert changed to their state before it (revert.snapshot), and clears session.revert. Only those files are touched (OpenCode restores the whole snapshot, clobbering edits made meanwhile). A file edited while the session was reverted fails with RevertConflict unless `force`. Without an active revert it changes nothing and says so in `reason`.
+ */
+export type SessionUnrevertParams = {
+  sessionID: SessionID;
+  /** Report the files that would change, and the errors that would occur; change nothing. */
+  dryRun?: boolean;
+  /** Revert files even if they changed after the AI's step (the user's own edits). Paths outside the project are still never touched; they are listed in `skipped`. */
+  force?: boolean;
+};
+export type SessionUnrevertResult = RevertResult;
+export const SessionUnrevertRequest = new RequestType<SessionUnrevertParams, SessionUnrevertResult, void>("session/unrevert", ParameterStructures.byName);
+
+/**
+ * The TUI's /undo: revert one more user turn.
+ *
+ * Reverts to the last user message before the current revert point (the last user message when nothing is reverted), as OpenCode's TUI `messages_undo`; repeated undo walks back one turn at a time. Same rules and result as session/revert, plus `prompt`: that user message's text and file parts (non-synthetic) to pre-fill the prompt with. With no earlier user message it fails with Conflict and changes nothing.
+ */
+export type SessionUndoParams = {
+  sessionID: SessionID;
+  /** Report the files that would change, and the errors that would occur; change nothing. */
+  dryRun?: boolean;
+  /** Revert files even if they changed after the AI's step (the user's own edits). Paths outside the project are still never touched; they are listed in `skipped`. */
+  force?: boolean;
+};
+export type SessionUndoResult = RevertResult;
+export const SessionUndoRequest = new RequestType<SessionUndoParams, SessionUndoResult, void>("session/undo", ParameterStructures.byName);
+
+/**
+ * The TUI's /redo: bring back one reverted turn, or everything when none is left.
+ *
+ * Moves the revert point forward to the next user message after it (files follow), or unreverts when there is none, as OpenCode's TUI `messages_redo`. `prompt` is the user message at the new revert point; absent after an unrevert (clear the prompt). Without an active revert it fails with Conflict.
+ */
+export type SessionRedoParams = {
+  sessionID: SessionID;
+  /** Report the files that would change, and the errors that would occur; change nothing. */
+  dryRun?: boolean;
+  /** Revert files even if they changed after the AI's step (the user's own edits). Paths outside the project are still never touched; they are listed in `skipped`. */
+  force?: boolean;
+};
+export type SessionRedoResult = RevertResult;
+export const SessionRedoRequest = new RequestType<SessionRedoParams, SessionRedoResult, void>("session/redo", ParameterStructures.byName);
+
+/**
+ * The files the session's AI steps changed.
+ *
+ * FileDiff[] from the first step's start snapshot to the last step's finish snapshot, over the messages from `messageID` on (all without it), as OpenCode's summary diff (full before/after texts; binary files have empty texts and 0/0 counts). Stored in storage/session_diff/<sessionID>.json; sends session.diff. Empty when the session recorded no snapshots.
+ */
+export type SessionDiffParams = {
+  sessionID: SessionID;
+  messageID?: MessageID;
+};
+export type SessionDiffResult = FileDiff[];
+export const SessionDiffRequest = new RequestType<SessionDiffParams, SessionDiffResult, void>("session/diff", ParameterStructures.byName);
+
+/**
+ * Snapshot the session's worktree now.
+ *
+ * `git add -A` + `git write-tree` into the project's shadow repository (<data>/snapshot/<projectID>, outside git <data>/snapshot/global/<sha1 of the folder>), never the user's .git. Honours .gitignore and .git/info/exclude; skips untracked files over 2 MiB. Returns the git tree hash, identical to what git and OpenCode compute. Fails with SnapshotUnavailable when snapshots are off or the folder is gone, LimitExceeded for a non-git folder too large to snapshot.
+ */
+export type SnapshotTrackParams = {
+  sessionID: SessionID;
+};
+export type SnapshotTrackResult = TrackResult;
+export const SnapshotTrackRequest = new RequestType<SnapshotTrackParams, SnapshotTrackResult, void>("snapshot/track", ParameterStructures.byName);
+
+/**
+ * Start an AI step: write a step-start part with a snapshot.
+ *
+ * As OpenCode's processor at each model step: snapshots the worktree and writes `{id, sessionID, messageID, type:"step-start", snapshot}` (no snapshot when snapshots are off). Returns the part; sends message.part.updated. An agent that records its steps this way can be undone by us and by OpenCode 1.1.65.
+ */
+export type StepStartParams = {
+  sessionID: SessionID;
+  messageID: MessageID;
+};
+export type StepStartResult = Part;
+export const StepStartRequest = new RequestType<StepStartParams, StepStartResult, void>("step/start", ParameterStructures.byName);
+
+/**
+ * Finish an AI step: step-finish part, and a patch part when files changed.
+ *
+ * Snapshots again and writes `{id, sessionID, messageID, type:"step-finish", reason, snapshot, cost, tokens}`; when files differ from the message's last step-start snapshot it also writes `{id, sessionID, messageID, type:"patch", hash: <step-start snapshot>, files: [absolute paths]}`, exactly as OpenCode 1.1.65 (renames are listed as both names). Returns both parts (`patch` absent when nothing changed); sends message.part.updated for each. The message's own finish/cost/tokens are the caller's to update (message/update).
+ */
+export type StepFinishParams = {
+  sessionID: SessionID;
+  messageID: MessageID;
+  /** The AI SDK finish reason: stop, tool-calls, length, error, … */
+  reason: string;
+  cost?: number;
+  /** {input, output, reasoning, cache:{read, write}, total?}; zeros when absent. */
+  tokens?: {
+    [key: string]: unknown;
+  };
+};
+export const StepFinishRequest = new RequestType<StepFinishParams, StepFinishResult, void>("step/finish", ParameterStructures.byName);
+
+/**
  * A session was created.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
@@ -513,6 +669,17 @@ export type MessagePartRemovedNotificationParams = {
 };
 export const MessagePartRemovedNotification = new NotificationType<MessagePartRemovedNotificationParams>("message.part.removed", ParameterStructures.byName);
 
+/**
+ * A session's diff was computed.
+ *
+ * Server → client notification with OpenCode's bus-event payload (reference §9): `{sessionID, diff: FileDiff[]}`. Sent by session/diff and by a revert that changed files.
+ */
+export type SessionDiffNotificationParams = {
+  sessionID: SessionID;
+  diff: FileDiff[];
+};
+export const SessionDiffNotification = new NotificationType<SessionDiffNotificationParams>("session.diff", ParameterStructures.byName);
+
 /** Every request of the protocol document: params and result types by wire name. */
 export interface ProtocolRequests {
   "initialize": { params: InitializeParams; result: InitializeResult };
@@ -535,6 +702,14 @@ export interface ProtocolRequests {
   "session/export": { params: SessionExportParams; result: SessionExportResult };
   "session/import": { params: SessionImportParams; result: SessionImportResult };
   "session/importDatabase": { params: SessionImportDatabaseParams; result: SessionImportDatabaseResult };
+  "session/revert": { params: SessionRevertParams; result: SessionRevertResult };
+  "session/unrevert": { params: SessionUnrevertParams; result: SessionUnrevertResult };
+  "session/undo": { params: SessionUndoParams; result: SessionUndoResult };
+  "session/redo": { params: SessionRedoParams; result: SessionRedoResult };
+  "session/diff": { params: SessionDiffParams; result: SessionDiffResult };
+  "snapshot/track": { params: SnapshotTrackParams; result: SnapshotTrackResult };
+  "step/start": { params: StepStartParams; result: StepStartResult };
+  "step/finish": { params: StepFinishParams; result: StepFinishResult };
 }
 
 /** Every notification of the protocol document: params types by wire name. */
@@ -548,6 +723,7 @@ export interface ProtocolNotifications {
   "message.removed": MessageRemovedNotificationParams;
   "message.part.updated": MessagePartUpdatedNotificationParams;
   "message.part.removed": MessagePartRemovedNotificationParams;
+  "session.diff": SessionDiffNotificationParams;
 }
 
 export const requestTypes = {
@@ -571,6 +747,14 @@ export const requestTypes = {
   "session/export": SessionExportRequest,
   "session/import": SessionImportRequest,
   "session/importDatabase": SessionImportDatabaseRequest,
+  "session/revert": SessionRevertRequest,
+  "session/unrevert": SessionUnrevertRequest,
+  "session/undo": SessionUndoRequest,
+  "session/redo": SessionRedoRequest,
+  "session/diff": SessionDiffRequest,
+  "snapshot/track": SnapshotTrackRequest,
+  "step/start": StepStartRequest,
+  "step/finish": StepFinishRequest,
 } as const;
 
 export const notificationTypes = {
@@ -583,4 +767,5 @@ export const notificationTypes = {
   "message.removed": MessageRemovedNotification,
   "message.part.updated": MessagePartUpdatedNotification,
   "message.part.removed": MessagePartRemovedNotification,
+  "session.diff": SessionDiffNotification,
 } as const;

@@ -10,6 +10,12 @@ namespace OpenCode.Rpc.Core.Sessions;
 /// <summary>A message with its parts, as OpenCode returns and exports it.</summary>
 public sealed record MessageWithParts(JsonObject Info, IReadOnlyList<JsonObject> Parts);
 
+/// <summary>Called by <see cref="SessionStore"/> before it creates a new message in a session.</summary>
+public interface ISessionWriteHook
+{
+    Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct);
+}
+
 /// <summary>A change in the store, named and shaped like OpenCode's bus events (reference §9).</summary>
 public sealed record StoreEvent(string Type, JsonObject Properties);
 
@@ -59,6 +65,10 @@ public sealed class SessionStore
 
     /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
     public event Action<StoreEvent>? Changed;
+
+    /// <summary>Optional hook run before a message is created (not replaced); the revert service uses it to clean
+    /// up a reverted session before its next message, as OpenCode's <c>SessionRevert.cleanup</c>.</summary>
+    public ISessionWriteHook? WriteHook { get; set; }
 
     public StoreLayout Layout { get; }
 
@@ -425,6 +435,12 @@ public sealed class SessionStore
         OpenCodeSchema.ValidateMessage(info, "info");
         string sessionId = info["sessionID"]!.GetValue<string>();
         string messageId = info["id"]!.GetValue<string>();
+        if (WriteHook is { } hook && !File.Exists(Layout.MessageFile(sessionId, messageId)))
+        {
+            // Before the lock: the hook takes the session lock itself (locks are not reentrant).
+            await hook.BeforeNewMessageAsync(sessionId, messageId, ct).ConfigureAwait(false);
+        }
+
         JsonObject? touched = null;
         using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {

@@ -30,6 +30,15 @@ public static class Methods
     public const string SessionImport = "session/import";
     public const string SessionImportDatabase = "session/importDatabase";
     public const string Progress = "$/progress";
+
+    public const string SessionRevert = "session/revert";
+    public const string SessionUnrevert = "session/unrevert";
+    public const string SessionUndo = "session/undo";
+    public const string SessionRedo = "session/redo";
+    public const string SessionDiff = "session/diff";
+    public const string SnapshotTrack = "snapshot/track";
+    public const string StepStart = "step/start";
+    public const string StepFinish = "step/finish";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -42,13 +51,15 @@ public static class Notifications
     public const string MessageRemoved = "message.removed";
     public const string MessagePartUpdated = "message.part.updated";
     public const string MessagePartRemoved = "message.part.removed";
+    public const string SessionDiff = "session.diff";
 
     /// <summary>LSP's work-done progress, sent while a long request runs when the client passed a workDoneToken.</summary>
     public const string Progress = Methods.Progress;
 
     public static readonly IReadOnlyList<string> All =
     [
-        SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved, Progress,
+        SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+        SessionDiff, Progress,
     ];
 }
 

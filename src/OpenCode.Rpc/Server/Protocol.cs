@@ -172,6 +172,16 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
 [JsonSerializable(typeof(long))]
+// Revert (RevertProtocol.cs). The STJ source generator does not merge [JsonSerializable] lists spread over
+// several partial declarations (CS8785: duplicate hint name for a shared type such as bool), so they live here.
+[JsonSerializable(typeof(RevertParams))]
+[JsonSerializable(typeof(RevertSessionParams))]
+[JsonSerializable(typeof(SessionDiffParams))]
+[JsonSerializable(typeof(StepStartParams))]
+[JsonSerializable(typeof(StepFinishParams))]
+[JsonSerializable(typeof(RevertResult))]
+[JsonSerializable(typeof(TrackResult))]
+[JsonSerializable(typeof(StepFinishResult))]
 [JsonSerializable(typeof(CommonErrorData))] // required: error.data of every exception reply (STACK.md pitfall 5)
 [JsonSerializable(typeof(StreamJsonRpc.RequestId))] // required: $/cancelRequest params
 public sealed partial class ProtocolJsonContext : JsonSerializerContext;
