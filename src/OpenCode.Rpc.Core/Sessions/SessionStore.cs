@@ -10,6 +10,13 @@ namespace OpenCode.Rpc.Core.Sessions;
 /// <summary>A message with its parts, as OpenCode returns and exports it.</summary>
 public sealed record MessageWithParts(JsonObject Info, IReadOnlyList<JsonObject> Parts);
 
+/// <summary>Called by <see cref="SessionStore"/> after a message is written (created or replaced), outside the
+/// session lock. Compaction uses it to compact automatically when an assistant message reports an overflow.</summary>
+public interface IMessageWrittenHook
+{
+    Task AfterMessageWrittenAsync(JsonObject info, CancellationToken ct);
+}
+
 /// <summary>A change in the store, named and shaped like OpenCode's bus events (reference §9).</summary>
 public sealed record StoreEvent(string Type, JsonObject Properties);
 
@@ -59,6 +66,9 @@ public sealed class SessionStore
 
     /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
     public event Action<StoreEvent>? Changed;
+
+    /// <summary>Optional hook run after each message write (see <see cref="IMessageWrittenHook"/>).</summary>
+    public IMessageWrittenHook? MessageWrittenHook { get; set; }
 
     public StoreLayout Layout { get; }
 
@@ -432,6 +442,11 @@ public sealed class SessionStore
         if (touched is not null)
         {
             Publish("session.updated", new JsonObject { ["info"] = touched.DeepClone() });
+        }
+
+        if (MessageWrittenHook is { } written)
+        {
+            await written.AfterMessageWrittenAsync(info, ct).ConfigureAwait(false);
         }
 
         return info;

@@ -26,6 +26,8 @@ public static class ErrorMapper
         ErrorKind.RevertConflict => ErrorCodes.RevertConflict,
         ErrorKind.PathOutsideProject => ErrorCodes.PathOutsideProject,
         ErrorKind.Unsupported => ErrorCodes.Unsupported,
+        ErrorKind.CompactionNoProgress => ErrorCodes.CompactionNoProgress,
+        ErrorKind.SummarizerFailed => ErrorCodes.SummarizerFailed,
         _ => ErrorCodes.InternalError,
     };
 

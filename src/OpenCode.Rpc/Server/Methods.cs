@@ -25,6 +25,14 @@ public static class Methods
     public const string MessageRemove = "message/remove";
     public const string PartUpdate = "part/update";
     public const string PartRemove = "part/remove";
+
+    public const string SessionContext = "session/context";
+    public const string SessionCompact = "session/compact";
+    public const string SessionUncompact = "session/uncompact";
+    public const string SessionPrune = "session/prune";
+
+    /// <summary>Server → client request: the client's own model writes a compaction summary.</summary>
+    public const string CompactionSummarize = "compaction/summarize";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -37,10 +45,13 @@ public static class Notifications
     public const string MessageRemoved = "message.removed";
     public const string MessagePartUpdated = "message.part.updated";
     public const string MessagePartRemoved = "message.part.removed";
+    public const string SessionCompacted = "session.compacted";
+    public const string Progress = "$/progress";
 
     public static readonly IReadOnlyList<string> All =
     [
         SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+        SessionCompacted, Progress,
     ];
 }
 
@@ -66,4 +77,6 @@ public static class ErrorCodes
     public const int RevertConflict = -32121;
     public const int PathOutsideProject = -32122;
     public const int Unsupported = -32130;
+    public const int CompactionNoProgress = -32140;
+    public const int SummarizerFailed = -32141;
 }

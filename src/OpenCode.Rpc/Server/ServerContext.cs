@@ -11,7 +11,8 @@ namespace OpenCode.Rpc.Server;
 /// <param name="DataDir">The data dir (default <c>$XDG_DATA_HOME/opencode</c>).</param>
 /// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
-public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes)
+/// <param name="ConfigDir">The global OpenCode config dir; null: <c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>.</param>
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null)
 {
     public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
 
@@ -49,6 +50,9 @@ public sealed class ServerContext
     public TreeService Tree { get; }
 
     public SearchService Search { get; }
+
+    /// <summary>Set by the compaction target; step/finish calls its <c>AfterStepFinishAsync</c>.</summary>
+    public Core.Compaction.CompactionService? Compaction { get; set; }
 
     // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
     [PropertyShape(Ignore = true)]
