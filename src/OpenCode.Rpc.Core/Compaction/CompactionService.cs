@@ -141,9 +141,10 @@ public sealed class CompactionService : IMessageWrittenHook
         long usable = limits?.Usable(settings) ?? 0;
         int budget = settings.TailBudget(usable);
 
-        // The retained tail: the last tail_turns user turns that came after the summary in force, within budget,
-        // and never the whole conversation (something must be left to summarize).
-        var userStarts = Enumerable.Range(0, visible.Count).Where(i => visible[i].Source == "message" && visible[i].Role == "user").ToList();
+        // The retained tail: the last tail_turns user turns (of the previous tail and what came after the summary in
+        // force), within budget, and never the whole conversation (something must be left to summarize). Compacting
+        // again with nothing new keeps the same tail, so it finds nothing to summarize instead of looping.
+        var userStarts = Enumerable.Range(0, visible.Count).Where(i => visible[i].Source is "message" or "tail" && visible[i].Role == "user").ToList();
         int start = visible.Count;
         for (int k = Math.Min(settings.TailTurns, userStarts.Count); k >= 1; k--)
         {
@@ -165,8 +166,9 @@ public sealed class CompactionService : IMessageWrittenHook
         }
 
         string? tailStartId = tail.Count > 0 ? tail[0].MessageID : null;
-        int tailIndex = tailStartId is null ? all.Count : IndexOf(all, tailStartId);
-        var history = all.Take(tailIndex).Where(m => !IsCompactionRequest(m) && !IsSummary(m.Info)).ToList();
+        // The offline summarizer reads the whole history, tail included: OpenCode 1.1.65 ignores tail_start_id and
+        // shows its model only the summary, so the summary must stand on its own (the next request, every file).
+        var history = all.Where(m => !IsCompactionRequest(m) && !IsSummary(m.Info)).ToList();
         string? previous = visible.FirstOrDefault(m => m.Source == "summary") is { } prev ? string.Join("\n", prev.Content.Where(c => c.Type == "text").Select(c => c.Text)) : null;
 
         var kind = options.Summarizer ?? settings.Summarizer;
@@ -511,5 +513,5 @@ public sealed class CompactionService : IMessageWrittenHook
         return -1;
     }
 
-    private static long Num(JsonNode? n) => n is JsonValue v && v.TryGetValue(out double d) ? (long)d : 0;
+    private static long Num(JsonNode? n) => (long)(Number(n) ?? 0);
 }

@@ -99,7 +99,7 @@ public sealed record CompactionSettings(
             return null;
         }
 
-        if (n is JsonValue v && v.TryGetValue(out double d) && d == Math.Floor(d) && d >= min && d <= int.MaxValue)
+        if (ContextBuilder.Number(n) is double d && d == Math.Floor(d) && d >= min && d <= int.MaxValue)
         {
             return (int)d;
         }
@@ -185,5 +185,5 @@ public sealed record ModelLimits(long Context, long? Input, long Output)
         return dash > 0 && name[(dash + 1)..].All(char.IsAsciiDigit) && BuiltIn.TryGetValue(name[..dash], out known) ? known : null;
     }
 
-    private static long? Long(JsonNode? n) => n is JsonValue v && v.TryGetValue(out double d) ? (long)d : null;
+    private static long? Long(JsonNode? n) => ContextBuilder.Number(n) is double d ? (long)d : null;
 }

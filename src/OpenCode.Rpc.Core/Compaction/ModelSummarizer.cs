@@ -35,7 +35,7 @@ public sealed record ModelEndpoint(Uri BaseUrl, string ApiKey, string ProviderID
             key = names.Select(n => ContextBuilder.Str(n)).OfType<string>().Select(env).FirstOrDefault(v => !string.IsNullOrEmpty(v));
         }
 
-        var timeout = options?["timeout"] is JsonValue t && t.TryGetValue(out double ms) && ms > 0 ? TimeSpan.FromMilliseconds(ms) : DefaultTimeout;
+        var timeout = ContextBuilder.Number(options?["timeout"]) is double ms && ms > 0 ? TimeSpan.FromMilliseconds(ms) : DefaultTimeout;
         return new ModelEndpoint(uri, string.IsNullOrEmpty(key) ? "none" : key, providerId, modelId, timeout);
     }
 

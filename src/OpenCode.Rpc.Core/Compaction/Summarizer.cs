@@ -5,8 +5,8 @@ namespace OpenCode.Rpc.Core.Compaction;
 
 /// <summary>What a summarizer gets.</summary>
 /// <param name="Head">The model-visible messages being replaced (what an LLM summarizer reads).</param>
-/// <param name="History">Every stored message before the retained tail, compaction pairs left out, oldest first
-/// (what the offline summarizer extracts from, so facts from before an earlier compaction are never lost).</param>
+/// <param name="History">Every stored message, compaction pairs left out, oldest first (what the offline summarizer
+/// extracts from, so facts from before an earlier compaction, and the tail's last request, are never lost).</param>
 /// <param name="PreviousSummary">The summary in force before this compaction, if any.</param>
 /// <param name="Prompt">OpenCode's compaction prompt, ending the conversation for an LLM.</param>
 public sealed record SummaryRequest(

@@ -85,7 +85,12 @@ public sealed class CompactionHarness : IAsyncDisposable
 
     public JsonObject Text(string text) => Build.Text(SessionId, "", text);
 
-    public JsonObject Tool(string tool, string output, JsonObject? input = null) => Build.Tool(SessionId, "", tool, output, input);
+    public JsonObject Tool(string tool, string output, JsonObject? input = null)
+    {
+        var p = Build.Tool(SessionId, "", tool, output, input);
+        p.Insert(0, "id", Core.Ids.Identifier.Ascending(Core.Ids.Identifier.Part)); // known up front, so tests can name it
+        return p;
+    }
 
     public JsonObject FailedTool(string tool, string error, JsonObject input) => new()
     {
