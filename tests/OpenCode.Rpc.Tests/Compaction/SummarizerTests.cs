@@ -302,3 +302,48 @@ internal sealed class FakeOpenAi : IDisposable
         }
     }
 }
+
+public sealed class SummarizerCancellationTests
+{
+    [Fact]
+    public async Task Model_CancelledByTheClient_AnswersRequestCancelled_AndWritesNothing()
+    {
+        using var llm = new FakeOpenAi([], hang: true);
+        string config = $$"""
+            { "agent": { "compaction": { "model": "local/slow" } },
+              "provider": { "local": { "options": { "baseURL": "{{llm.BaseUrl}}" } },
+                            "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
+            """;
+        await using var h = await CompactionHarness.StartAsync(config);
+        await h.BigHeadConversationAsync();
+        var files = h.Dirs.StorageFiles();
+        using var cts = new CancellationTokenSource();
+        var call = h.Client.Client.InvokeWithParameterObjectAsync<JsonElement>(Methods.SessionCompact, new { sessionID = h.SessionId }, cts.Token);
+        for (int i = 0; i < 600 && llm.Requests.Count == 0; i++)
+        {
+            await Task.Delay(50); // wait until the summary request reached the endpoint
+        }
+
+        Assert.Single(llm.Requests);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(RpcTestClient.Timeout));
+        var frame = await WaitForErrorFrameAsync(h.Client);
+        Assert.Equal(ErrorCodes.RequestCancelled, frame.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal(files, h.Dirs.StorageFiles());
+    }
+
+    private static async Task<JsonElement> WaitForErrorFrameAsync(RpcTestClient c)
+    {
+        for (int i = 0; i < 600; i++)
+        {
+            if (c.Received.LastOrDefault(f => f.TryGetProperty("error", out _)) is { ValueKind: JsonValueKind.Object } f)
+            {
+                return f;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException("no error frame");
+    }
+}
