@@ -63,6 +63,7 @@ public sealed class CompactionService : IMessageWrittenHook
     private readonly Action<string> log;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> gates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> autoAttempted = new(StringComparer.Ordinal);
+    private readonly MessageReadCache cache = new();
 
     public CompactionService(
         SessionStore store,
@@ -111,7 +112,7 @@ public sealed class CompactionService : IMessageWrittenHook
     }
 
     /// <summary>The model-visible context now.</summary>
-    public ModelContext Context(string sessionId) => ContextBuilder.Build(sessionId, store.ListMessages(sessionId));
+    public ModelContext Context(string sessionId) => ContextBuilder.Build(sessionId, cache.ListMessages(store, sessionId), cache.Convert);
 
     // ------------------------------------------------------------------ compact
 
@@ -133,8 +134,8 @@ public sealed class CompactionService : IMessageWrittenHook
     {
         var config = LoadConfig();
         var settings = Settings(config);
-        var all = store.ListMessages(sessionId);
-        var context = ContextBuilder.Build(sessionId, all);
+        var all = cache.ListMessages(store, sessionId);
+        var context = ContextBuilder.Build(sessionId, all, cache.Convert);
         var visible = context.Messages;
         var (providerId, modelId) = ModelOf(all);
         var limits = ModelLimits.Resolve(config, providerId, modelId);
@@ -304,7 +305,7 @@ public sealed class CompactionService : IMessageWrittenHook
         await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var all = store.ListMessages(sessionId);
+            var all = cache.ListMessages(store, sessionId);
             var target = all.FirstOrDefault(m => Id(m.Info) == messageId) ?? throw NotFoundException.ForMessage(messageId);
             string requestId = IsSummary(target.Info) ? Str(target.Info["parentID"]) ?? "" : messageId;
             var request = all.FirstOrDefault(m => Id(m.Info) == requestId);
@@ -343,7 +344,7 @@ public sealed class CompactionService : IMessageWrittenHook
         await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var msgs = store.ListMessages(sessionId);
+            var msgs = cache.ListMessages(store, sessionId);
             long total = 0;
             long pruned = 0;
             var marked = new List<JsonObject>();
@@ -478,7 +479,7 @@ public sealed class CompactionService : IMessageWrittenHook
             return null;
         }
 
-        var all = store.ListMessages(sessionId);
+        var all = cache.ListMessages(store, sessionId);
         int boundary = Boundary(all);
         int index = IndexOf(all, messageId);
         if (index < 0 || index < boundary)

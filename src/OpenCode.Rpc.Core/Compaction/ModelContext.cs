@@ -17,7 +17,8 @@ public sealed record ContextContent(
     string? CallID = null,
     JsonNode? Input = null,
     string? Output = null,
-    bool Pruned = false);
+    bool Pruned = false,
+    int Tokens = 0);
 
 /// <summary>A message as the model receives it.</summary>
 /// <param name="Source"><c>message</c> (as stored), <c>compaction</c> (the compaction request, sent as "What did
@@ -77,8 +78,19 @@ public static class ContextBuilder
     public static bool IsCompletedSummary(JsonObject info) => IsSummary(info) && Str(info["finish"]) is not null && info["error"] is null;
 
     /// <summary>The model-visible context of a session, from its messages (oldest first).</summary>
-    public static ModelContext Build(string sessionId, IReadOnlyList<MessageWithParts> all)
+    public static ModelContext Build(string sessionId, IReadOnlyList<MessageWithParts> all) => Build(sessionId, all, Convert);
+
+    /// <summary>Builds with a given conversion (a cached one, see <see cref="MessageReadCache"/>).</summary>
+    public static ModelContext Build(string sessionId, IReadOnlyList<MessageWithParts> all, Func<MessageWithParts, string, ContextMessage?> convert)
     {
+        void Add(List<ContextMessage> into, MessageWithParts m, string source)
+        {
+            if (convert(m, source) is { } cm)
+            {
+                into.Add(cm);
+            }
+        }
+
         int boundary = Boundary(all);
         var result = new List<ContextMessage>();
         string? compactionId = null;
@@ -215,8 +227,8 @@ public static class ContextBuilder
             return null;
         }
 
-        int tokens = content.Sum(TokensOf);
-        return new ContextMessage(role, Id(info), source, content, tokens);
+        var counted = content.Select(c => c with { Tokens = TokensOf(c) }).ToList();
+        return new ContextMessage(role, Id(info), source, counted, counted.Sum(c => c.Tokens));
     }
 
     public static int TokensOf(ContextContent c) =>
@@ -247,14 +259,6 @@ public static class ContextBuilder
         }
 
         return $"[Attached {mime}: {name}]";
-    }
-
-    private static void Add(List<ContextMessage> into, MessageWithParts m, string source)
-    {
-        if (Convert(m, source) is { } cm)
-        {
-            into.Add(cm);
-        }
     }
 
     internal static string? Role(JsonObject info) => Str(info["role"]);

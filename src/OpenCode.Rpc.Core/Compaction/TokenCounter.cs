@@ -12,7 +12,7 @@ namespace OpenCode.Rpc.Core.Compaction;
 public static class TokenCounter
 {
     private const int MaxCacheEntries = 200_000;
-    private const int MinCachedLength = 64; // short strings are cheaper to count than to hash and look up
+    private const int MinCachedLength = 8; // counting even a short line costs ~100 µs; a lookup far less
 
     private static readonly Lazy<Tokenizer> Tokenizer = new(() => TiktokenTokenizer.CreateForEncoding("o200k_base"));
     private static readonly ConcurrentDictionary<string, int> Cache = new(StringComparer.Ordinal);
@@ -44,6 +44,9 @@ public static class TokenCounter
         Cache[text] = n;
         return n;
     }
+
+    /// <summary>Loads the vocabulary (about a second, once) so the first real count does not pay for it.</summary>
+    public static void Warm() => _ = Tokenizer.Value.CountTokens("warm");
 
     /// <summary>Counts without the cache (for measuring the tokenizer itself).</summary>
     public static int CountUncached(string text) => Tokenizer.Value.CountTokens(text);

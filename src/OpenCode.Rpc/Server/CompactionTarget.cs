@@ -23,6 +23,12 @@ public sealed partial class CompactionTarget
         service = new CompactionService(ctx.Store, () => ctx.Project, locations, clientSummarizer: () => ctx.Rpc is null ? null : new ClientSummarizer(ctx), log: ctx.Log);
         ctx.Compaction = service;
         ctx.Store.MessageWrittenHook = service;
+        // Load the tokenizer's vocabulary off the request path, after start-up has had the CPU it needs.
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            TokenCounter.Warm();
+        });
     }
 
     [JsonRpcMethod(Methods.SessionContext, UseSingleObjectParameterDeserialization = true)]
@@ -88,7 +94,7 @@ public sealed partial class CompactionTarget
         m.Role,
         m.MessageID,
         m.Source,
-        m.Content.Select(c => new ContextContentResult(c.Type, c.PartID, c.Text, c.Tool, c.CallID, c.Input?.DeepClone(), c.Output, c.Pruned ? true : null, ContextBuilder.TokensOf(c))).ToList(),
+        m.Content.Select(c => new ContextContentResult(c.Type, c.PartID, c.Text, c.Tool, c.CallID, c.Input?.DeepClone(), c.Output, c.Pruned ? true : null, c.Tokens)).ToList(),
         m.Tokens);
 }
 
