@@ -210,6 +210,61 @@ export type StepFinishResult = {
   patch?: Part;
 };
 
+export type ContextMessage = {
+  role: "user" | "assistant";
+  messageID: string;
+  /** message: as stored; compaction: the compaction request, sent as "What did we do so far?"; summary: the summary, sent as the reply; tail: kept verbatim by the compaction (tail_start_id). */
+  source: "message" | "compaction" | "summary" | "tail";
+  content: ContextContent[];
+  tokens: number;
+  [key: string]: unknown;
+};
+
+export type ContextContent = {
+  type: "text" | "reasoning" | "tool";
+  partID?: string;
+  text?: string;
+  tool?: string;
+  callID?: string;
+  input?: unknown;
+  /** The tool result the model sees: the output, "[Old tool result content cleared]" when pruned, "Error: ..." when it failed. */
+  output?: string;
+  pruned?: boolean;
+  tokens: number;
+  [key: string]: unknown;
+};
+
+export type SessionContext = {
+  sessionID: string;
+  messages: ContextMessage[];
+  total: number;
+  compactionMessageID?: string;
+  providerID?: string;
+  modelID?: string;
+  limit?: {
+    context: number;
+    input?: number;
+    output: number;
+    [key: string]: unknown;
+  };
+  usable?: number;
+  overflow: boolean;
+  [key: string]: unknown;
+};
+
+export type CompactResult = {
+  sessionID: string;
+  compactionMessageID: string;
+  summaryMessageID: string;
+  tailStartID?: string;
+  tokensBefore: number;
+  tokensAfter: number;
+  summarizer: "offline" | "model" | "client";
+  summary: string;
+  auto: boolean;
+  [key: string]: unknown;
+};
+
 /**
  * Start the session: choose the project and learn what the server offers.
  *
@@ -596,6 +651,65 @@ export type StepFinishParams = {
 export const StepFinishRequest = new RequestType<StepFinishParams, StepFinishResult, void>("step/finish", ParameterStructures.byName);
 
 /**
+ * The messages the model would be sent now, with token counts.
+ *
+ * OpenCode's model-visible context (reference §6.4): filterCompacted drops everything before the newest completed compaction (a user message with a compaction part answered by a finished summary:true assistant); the compaction request is sent as the text "What did we do so far?" and the summary as the reply, followed by the retained tail (the compaction part's tail_start_id) and everything after. Pruned tool outputs (state.time.compacted) read "[Old tool result content cleared]"; failed assistant turns are left out except aborted ones. Tokens are counted with the o200k_base tokenizer (Microsoft.ML.Tokenizers), per content piece, per message and in total. limit/usable/overflow come from opencode.json provider.<id>.models.<id>.limit, else a built-in table of common models; absent when the model is unknown.
+ */
+export type SessionContextParams = {
+  sessionID: SessionID;
+};
+export type SessionContextResult = SessionContext;
+export const SessionContextRequest = new RequestType<SessionContextParams, SessionContextResult, void>("session/context", ParameterStructures.byName);
+
+/**
+ * Compact a session: write a summary; keep every message.
+ *
+ * Writes OpenCode's shapes (reference §6.2–6.3): a user message {role:"user", model, agent} with one compaction part {auto, tail_start_id?, overflow?}, then a summary assistant message (summary:true, mode/agent "compaction", finish "stop", parentID = the compaction request) with one text part holding the summary. Then sends session.compacted {sessionID}. Nothing is deleted: message/list still returns every earlier message, and session/uncompact undoes it. The retained tail is the last compaction.tail_turns user turns (default 2) after the summary in force, within compaction.preserve_recent_tokens (default min(8000, max(2000, usable/4))). The summarizer is `summarizer`, else env OPENCODE_RPC_SUMMARIZER, else `model` when opencode.json agent.compaction.model names a provider with options.baseURL (an OpenAI-compatible endpoint, streamed), else `offline` (a deterministic extractive summary in OpenCode's newest template). `client` asks the client's own model with the server-to-client request compaction/summarize. Fails with CompactionNoProgress, writing nothing, when summary + tail would not be smaller than the context they replace: it never loops. With workDoneToken, $/progress begin/report/end notifications report the work. Cancellable.
+ */
+export type SessionCompactParams = {
+  sessionID: SessionID;
+  /** Recorded in the compaction part. Default false (a manual /compact). */
+  auto?: boolean;
+  summarizer?: "offline" | "model" | "client";
+  workDoneToken?: string | number;
+};
+export type SessionCompactResult = CompactResult;
+export const SessionCompactRequest = new RequestType<SessionCompactParams, SessionCompactResult, void>("session/compact", ParameterStructures.byName);
+
+/**
+ * Remove one compaction pair; the full context comes back.
+ *
+ * messageID is a compaction request or its summary. Removes the summary message(s) first, then the request, so the switch back to the full context happens at the first removal. The summarized messages were never touched. Sends message.removed for each. Result: the removed ids and the context total now.
+ */
+export type SessionUncompactParams = {
+  sessionID: SessionID;
+  messageID: MessageID;
+};
+export type SessionUncompactResult = {
+  removed: string[];
+  total: number;
+  [key: string]: unknown;
+};
+export const SessionUncompactRequest = new RequestType<SessionUncompactParams, SessionUncompactResult, void>("session/uncompact", ParameterStructures.byName);
+
+/**
+ * Clear old tool outputs from the model's view (OpenCode's prune).
+ *
+ * Reference §6.5: walking back from the newest message, skipping the two newest user turns and stopping at a summary or an already-pruned output, completed tool outputs beyond the newest 40,000 tokens (PRUNE_PROTECT) are marked state.time.compacted, if together they exceed 20,000 tokens (PRUNE_MINIMUM); tools in ["skill"] are never pruned. The output text stays on disk; the model sees "[Old tool result content cleared]". applied=false means the minimum was not reached and nothing was written. An explicit call always runs; compaction.prune / OPENCODE_DISABLE_PRUNE govern only automatic pruning (after a finished assistant message; off unless compaction.prune is true).
+ */
+export type SessionPruneParams = {
+  sessionID: SessionID;
+};
+export type SessionPruneResult = {
+  partIDs: string[];
+  prunedTokens: number;
+  scannedTokens: number;
+  applied: boolean;
+  [key: string]: unknown;
+};
+export const SessionPruneRequest = new RequestType<SessionPruneParams, SessionPruneResult, void>("session/prune", ParameterStructures.byName);
+
+/**
  * A session was created.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
@@ -680,6 +794,32 @@ export type SessionDiffNotificationParams = {
 };
 export const SessionDiffNotification = new NotificationType<SessionDiffNotificationParams>("session.diff", ParameterStructures.byName);
 
+/**
+ * Server → client request: summarize with the client's own model.
+ *
+ * Sent by the server during session/compact when the summarizer is `client`. messages are the model messages being replaced (the same shape as session/context), prompt is OpenCode's compaction prompt to append as the final user message. The client answers {text}. An error reply or an empty text fails the compaction with SummarizerFailed; nothing is written.
+ */
+export type CompactionSummarizeParams = {
+  sessionID: SessionID;
+  messages: ContextMessage[];
+  prompt: string;
+};
+export type CompactionSummarizeResult = {
+  text: string;
+  [key: string]: unknown;
+};
+export const CompactionSummarizeRequest = new RequestType<CompactionSummarizeParams, CompactionSummarizeResult, void>("compaction/summarize", ParameterStructures.byName);
+
+/**
+ * A session was compacted.
+ *
+ * OpenCode's bus event: sent after session/compact (or an automatic compaction) has written the compaction pair.
+ */
+export type SessionCompactedNotificationParams = {
+  sessionID: SessionID;
+};
+export const SessionCompactedNotification = new NotificationType<SessionCompactedNotificationParams>("session.compacted", ParameterStructures.byName);
+
 /** Every request of the protocol document: params and result types by wire name. */
 export interface ProtocolRequests {
   "initialize": { params: InitializeParams; result: InitializeResult };
@@ -710,6 +850,11 @@ export interface ProtocolRequests {
   "snapshot/track": { params: SnapshotTrackParams; result: SnapshotTrackResult };
   "step/start": { params: StepStartParams; result: StepStartResult };
   "step/finish": { params: StepFinishParams; result: StepFinishResult };
+  "session/context": { params: SessionContextParams; result: SessionContextResult };
+  "session/compact": { params: SessionCompactParams; result: SessionCompactResult };
+  "session/uncompact": { params: SessionUncompactParams; result: SessionUncompactResult };
+  "session/prune": { params: SessionPruneParams; result: SessionPruneResult };
+  "compaction/summarize": { params: CompactionSummarizeParams; result: CompactionSummarizeResult };
 }
 
 /** Every notification of the protocol document: params types by wire name. */
@@ -724,6 +869,7 @@ export interface ProtocolNotifications {
   "message.part.updated": MessagePartUpdatedNotificationParams;
   "message.part.removed": MessagePartRemovedNotificationParams;
   "session.diff": SessionDiffNotificationParams;
+  "session.compacted": SessionCompactedNotificationParams;
 }
 
 export const requestTypes = {
@@ -755,6 +901,11 @@ export const requestTypes = {
   "snapshot/track": SnapshotTrackRequest,
   "step/start": StepStartRequest,
   "step/finish": StepFinishRequest,
+  "session/context": SessionContextRequest,
+  "session/compact": SessionCompactRequest,
+  "session/uncompact": SessionUncompactRequest,
+  "session/prune": SessionPruneRequest,
+  "compaction/summarize": CompactionSummarizeRequest,
 } as const;
 
 export const notificationTypes = {
@@ -768,4 +919,5 @@ export const notificationTypes = {
   "message.part.updated": MessagePartUpdatedNotification,
   "message.part.removed": MessagePartRemovedNotification,
   "session.diff": SessionDiffNotification,
+  "session.compacted": SessionCompactedNotification,
 } as const;

@@ -17,6 +17,8 @@ public enum ErrorKind
     Unsupported,
     ShareNotFound,
     FetchFailed,
+    CompactionNoProgress,
+    SummarizerFailed,
 }
 
 /// <summary>Base of every error the core throws on purpose. <see cref="Exception.Message"/> is a sentence a

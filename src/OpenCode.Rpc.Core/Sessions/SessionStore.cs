@@ -16,6 +16,13 @@ public interface ISessionWriteHook
     Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct);
 }
 
+/// <summary>Called by <see cref="SessionStore"/> after a message is written (created or replaced), outside the
+/// session lock. Compaction uses it to compact automatically when an assistant message reports an overflow.</summary>
+public interface IMessageWrittenHook
+{
+    Task AfterMessageWrittenAsync(JsonObject info, CancellationToken ct);
+}
+
 /// <summary>A change in the store, named and shaped like OpenCode's bus events (reference §9).</summary>
 public sealed record StoreEvent(string Type, JsonObject Properties);
 
@@ -69,6 +76,9 @@ public sealed class SessionStore
     /// <summary>Optional hook run before a message is created (not replaced); the revert service uses it to clean
     /// up a reverted session before its next message, as OpenCode's <c>SessionRevert.cleanup</c>.</summary>
     public ISessionWriteHook? WriteHook { get; set; }
+
+    /// <summary>Optional hook run after each message write (see <see cref="IMessageWrittenHook"/>).</summary>
+    public IMessageWrittenHook? MessageWrittenHook { get; set; }
 
     public StoreLayout Layout { get; }
 
@@ -469,6 +479,11 @@ public sealed class SessionStore
         if (touched is not null)
         {
             Publish("session.updated", new JsonObject { ["info"] = touched.DeepClone() });
+        }
+
+        if (MessageWrittenHook is { } written)
+        {
+            await written.AfterMessageWrittenAsync(info, ct).ConfigureAwait(false);
         }
 
         return info;

@@ -28,6 +28,8 @@ public static class ErrorMapper
         ErrorKind.Unsupported => ErrorCodes.Unsupported,
         ErrorKind.ShareNotFound => ErrorCodes.ShareNotFound,
         ErrorKind.FetchFailed => ErrorCodes.FetchFailed,
+        ErrorKind.CompactionNoProgress => ErrorCodes.CompactionNoProgress,
+        ErrorKind.SummarizerFailed => ErrorCodes.SummarizerFailed,
         _ => ErrorCodes.InternalError,
     };
 

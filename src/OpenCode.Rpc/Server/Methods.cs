@@ -39,6 +39,13 @@ public static class Methods
     public const string SnapshotTrack = "snapshot/track";
     public const string StepStart = "step/start";
     public const string StepFinish = "step/finish";
+    public const string SessionContext = "session/context";
+    public const string SessionCompact = "session/compact";
+    public const string SessionUncompact = "session/uncompact";
+    public const string SessionPrune = "session/prune";
+
+    /// <summary>Server → client request: the client's own model writes a compaction summary.</summary>
+    public const string CompactionSummarize = "compaction/summarize";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -55,11 +62,12 @@ public static class Notifications
 
     /// <summary>LSP's work-done progress, sent while a long request runs when the client passed a workDoneToken.</summary>
     public const string Progress = Methods.Progress;
+    public const string SessionCompacted = "session.compacted";
 
     public static readonly IReadOnlyList<string> All =
     [
         SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
-        SessionDiff, Progress,
+        SessionDiff, SessionCompacted, Progress,
     ];
 }
 
@@ -87,4 +95,6 @@ public static class ErrorCodes
     public const int Unsupported = -32130;
     public const int ShareNotFound = -32150;
     public const int FetchFailed = -32151;
+    public const int CompactionNoProgress = -32140;
+    public const int SummarizerFailed = -32141;
 }

@@ -184,4 +184,13 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(StepFinishResult))]
 [JsonSerializable(typeof(CommonErrorData))] // required: error.data of every exception reply (STACK.md pitfall 5)
 [JsonSerializable(typeof(StreamJsonRpc.RequestId))] // required: $/cancelRequest params
+// Compaction (Server/CompactionProtocol.cs)
+[JsonSerializable(typeof(SessionCompactParams))]
+[JsonSerializable(typeof(SessionUncompactParams))]
+[JsonSerializable(typeof(SessionContextResult))]
+[JsonSerializable(typeof(CompactResult))]
+[JsonSerializable(typeof(UncompactResult))]
+[JsonSerializable(typeof(PruneResult))]
+[JsonSerializable(typeof(ClientSummarizeParams))]
+[JsonSerializable(typeof(ClientSummarizeResult))]
 public sealed partial class ProtocolJsonContext : JsonSerializerContext;

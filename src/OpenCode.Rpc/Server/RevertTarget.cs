@@ -98,6 +98,13 @@ public sealed partial class RevertTarget
     {
         var q = ParamsBinder.Bind(p, ProtocolJsonContext.Default.StepFinishParams);
         var parts = await service.StepFinishAsync(q.SessionID, q.MessageID, q.Reason, q.Cost, q.Tokens, ct).ConfigureAwait(false);
+
+        // A finished step is where OpenCode checks for overflow; compaction decides (and obeys auto:false) itself.
+        if (ctx.Compaction is { } compaction)
+        {
+            await compaction.AfterStepFinishAsync(q.SessionID, q.MessageID, ct).ConfigureAwait(false);
+        }
+
         await ctx.FlushNotificationsAsync().ConfigureAwait(false);
         return new StepFinishResult(parts[0], parts.Count > 1 ? parts[1] : null);
     }

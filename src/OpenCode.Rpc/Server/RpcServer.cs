@@ -58,6 +58,7 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TreeTarget>(), new TreeTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TransferTarget>(), new TransferTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<RevertTarget>(), new RevertTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<CompactionTarget>(), new CompactionTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
     }
@@ -71,6 +72,7 @@ public sealed class RpcServer : IDisposable
         .Concat(NamesOf<TreeTarget>())
         .Concat(NamesOf<TransferTarget>())
         .Concat(NamesOf<RevertTarget>())
+        .Concat(NamesOf<CompactionTarget>())
         .ToHashSet(StringComparer.Ordinal);
 
     private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>

@@ -51,6 +51,9 @@ public sealed class ServerContext
 
     public SearchService Search { get; }
 
+    /// <summary>Set by the compaction target; step/finish calls its <c>AfterStepFinishAsync</c>.</summary>
+    public Core.Compaction.CompactionService? Compaction { get; set; }
+
     // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
     [PropertyShape(Ignore = true)]
     public JsonRpc? Rpc { get; set; }
