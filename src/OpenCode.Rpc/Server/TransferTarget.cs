@@ -73,18 +73,7 @@ public sealed partial class TransferTarget(ServerContext ctx)
             ? (Path.IsPathRooted(given) ? given : Path.Combine(ctx.Project.Directory, given))
             : OpenCodeDbImporter.DefaultPath(ctx.Options.DataDir);
         JsonNode? token = q.WorkDoneToken is { ValueKind: JsonValueKind.String or JsonValueKind.Number } t ? JsonNode.Parse(t.GetRawText()) : null;
-        IProgress<DbImportProgress>? progress = null;
-        if (token is not null)
-        {
-            progress = new SyncProgress<DbImportProgress>(pr =>
-            {
-                var value = pr.SessionID is null
-                    ? new JsonObject { ["kind"] = "begin", ["title"] = "Importing OpenCode sessions", ["cancellable"] = true, ["message"] = $"0/{pr.Total} sessions", ["percentage"] = 0 }
-                    : new JsonObject { ["kind"] = "report", ["message"] = $"{pr.Done}/{pr.Total} sessions", ["percentage"] = pr.Total == 0 ? 100 : pr.Done * 100 / pr.Total };
-                ctx.Notify(Methods.Progress, new JsonObject { ["token"] = token.DeepClone(), ["value"] = value });
-            });
-        }
-
+        var progress = token is null ? null : new WorkDoneProgress(ctx, token);
         DbImportResult r;
         try
         {
@@ -101,10 +90,17 @@ public sealed partial class TransferTarget(ServerContext ctx)
         await ctx.FlushNotificationsAsync().ConfigureAwait(false);
         return new SessionImportDatabaseResult(r.Sessions, r.Messages, r.Parts, r.Skipped.Select(s => new SessionImportSkip(s.SessionID, s.Reason)).ToList());
     }
+}
 
-    /// <summary>Reports on the caller's thread (System.Progress posts to the thread pool, which could reorder).</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+/// <summary>LSP work-done progress for a database import, sent through the connection's ordered notification queue
+/// on the reporting thread (System.Progress would post to the thread pool, which could reorder reports).</summary>
+internal sealed class WorkDoneProgress(ServerContext ctx, JsonNode token) : IProgress<DbImportProgress>
+{
+    public void Report(DbImportProgress pr)
     {
-        public void Report(T value) => report(value);
+        var value = pr.SessionID is null
+            ? new JsonObject { ["kind"] = "begin", ["title"] = "Importing OpenCode sessions", ["cancellable"] = true, ["message"] = $"0/{pr.Total} sessions", ["percentage"] = 0 }
+            : new JsonObject { ["kind"] = "report", ["message"] = $"{pr.Done}/{pr.Total} sessions", ["percentage"] = pr.Total == 0 ? 100 : pr.Done * 100 / pr.Total };
+        ctx.Notify(Methods.Progress, new JsonObject { ["token"] = token.DeepClone(), ["value"] = value });
     }
 }
