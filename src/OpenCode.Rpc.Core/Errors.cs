@@ -15,6 +15,8 @@ public enum ErrorKind
     RevertConflict,
     PathOutsideProject,
     Unsupported,
+    ShareNotFound,
+    FetchFailed,
 }
 
 /// <summary>Base of every error the core throws on purpose. <see cref="Exception.Message"/> is a sentence a

@@ -26,6 +26,8 @@ public static class ErrorMapper
         ErrorKind.RevertConflict => ErrorCodes.RevertConflict,
         ErrorKind.PathOutsideProject => ErrorCodes.PathOutsideProject,
         ErrorKind.Unsupported => ErrorCodes.Unsupported,
+        ErrorKind.ShareNotFound => ErrorCodes.ShareNotFound,
+        ErrorKind.FetchFailed => ErrorCodes.FetchFailed,
         _ => ErrorCodes.InternalError,
     };
 

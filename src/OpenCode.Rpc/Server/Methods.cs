@@ -25,6 +25,11 @@ public static class Methods
     public const string MessageRemove = "message/remove";
     public const string PartUpdate = "part/update";
     public const string PartRemove = "part/remove";
+
+    public const string SessionExport = "session/export";
+    public const string SessionImport = "session/import";
+    public const string SessionImportDatabase = "session/importDatabase";
+    public const string Progress = "$/progress";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -66,4 +71,6 @@ public static class ErrorCodes
     public const int RevertConflict = -32121;
     public const int PathOutsideProject = -32122;
     public const int Unsupported = -32130;
+    public const int ShareNotFound = -32150;
+    public const int FetchFailed = -32151;
 }

@@ -56,6 +56,7 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<SessionTarget>(), new SessionTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<MessageTarget>(), new MessageTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TreeTarget>(), new TreeTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TransferTarget>(), new TransferTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
     }
@@ -67,6 +68,7 @@ public sealed class RpcServer : IDisposable
         .Concat(NamesOf<SessionTarget>())
         .Concat(NamesOf<MessageTarget>())
         .Concat(NamesOf<TreeTarget>())
+        .Concat(NamesOf<TransferTarget>())
         .ToHashSet(StringComparer.Ordinal);
 
     private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>
