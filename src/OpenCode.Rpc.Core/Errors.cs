@@ -17,6 +17,7 @@ public enum ErrorKind
     Unsupported,
     ShareNotFound,
     FetchFailed,
+    ShareDisabled,
 }
 
 /// <summary>Base of every error the core throws on purpose. <see cref="Exception.Message"/> is a sentence a

@@ -28,6 +28,7 @@ public static class ErrorMapper
         ErrorKind.Unsupported => ErrorCodes.Unsupported,
         ErrorKind.ShareNotFound => ErrorCodes.ShareNotFound,
         ErrorKind.FetchFailed => ErrorCodes.FetchFailed,
+        ErrorKind.ShareDisabled => ErrorCodes.ShareDisabled,
         _ => ErrorCodes.InternalError,
     };
 

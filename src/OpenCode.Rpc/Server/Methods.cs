@@ -30,6 +30,9 @@ public static class Methods
     public const string SessionImport = "session/import";
     public const string SessionImportDatabase = "session/importDatabase";
     public const string Progress = "$/progress";
+
+    public const string SessionShare = "session/share";
+    public const string SessionUnshare = "session/unshare";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -73,4 +76,5 @@ public static class ErrorCodes
     public const int Unsupported = -32130;
     public const int ShareNotFound = -32150;
     public const int FetchFailed = -32151;
+    public const int ShareDisabled = -32152;
 }

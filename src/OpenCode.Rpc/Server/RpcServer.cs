@@ -57,6 +57,7 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<MessageTarget>(), new MessageTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TreeTarget>(), new TreeTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TransferTarget>(), new TransferTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<ShareTarget>(), new ShareTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
     }
@@ -69,6 +70,7 @@ public sealed class RpcServer : IDisposable
         .Concat(NamesOf<MessageTarget>())
         .Concat(NamesOf<TreeTarget>())
         .Concat(NamesOf<TransferTarget>())
+        .Concat(NamesOf<ShareTarget>())
         .ToHashSet(StringComparer.Ordinal);
 
     private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>

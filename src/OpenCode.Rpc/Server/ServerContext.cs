@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Share;
 using OpenCode.Rpc.Core.Storage;
 using PolyType;
 using StreamJsonRpc;
@@ -36,6 +37,7 @@ public sealed class ServerContext
         Forks = new ForkService(Store);
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
+        Share = new ShareService(Store, () => ShareSettings.Read(project?.Directory ?? options.DefaultDirectory, project?.Worktree), log);
     }
 
     public ServerOptions Options { get; }
@@ -49,6 +51,8 @@ public sealed class ServerContext
     public TreeService Tree { get; }
 
     public SearchService Search { get; }
+
+    public ShareService Share { get; }
 
     // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
     [PropertyShape(Ignore = true)]
