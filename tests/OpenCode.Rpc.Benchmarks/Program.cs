@@ -16,6 +16,7 @@ using StreamJsonRpc;
 var quick = args.Contains("--quick");
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 var bench = new Bench(quick);
+using var shareBench = new ShareBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -25,6 +26,8 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("rpc-throughput", bench.RpcThroughputAsync),
     ("fork-2000", bench.Fork2000Async),
     ("search-10k", bench.Search10kAsync),
+    ("share-sync-rps", shareBench.SyncThroughputAsync),
+    ("share-data-2000", shareBench.Data2000Async),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)
