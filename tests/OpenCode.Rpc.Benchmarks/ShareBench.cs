@@ -40,7 +40,7 @@ public sealed class ShareBench(bool quick) : IDisposable
             {
                 for (int i = 0; i < perClient; i++)
                 {
-                    string body = $$"""{"secret":"{{secret}}","data":[{"type":"part","data":{"id":"prt_{{c:D4}}{{i % 50:D6}}","messageID":"msg_0001","sessionID":"ses_0000000000001RPSRPSRPSRP","type":"text","text":"streamed text {{i}} of client {{c}}"}}]}""";
+                    string body = $$$"""{"secret":"{{{secret}}}","data":[{"type":"part","data":{"id":"prt_{{{c:D4}}}{{{i % 50:D6}}}","messageID":"msg_0001","sessionID":"ses_0000000000001RPSRPSRPSRP","type":"text","text":"streamed text {{{i}}} of client {{{c}}}"}}]}""";
                     using var content = new StringContent(body, Encoding.UTF8, "application/json");
                     using var resp = await http.PostAsync($"{server.BaseUrl}/api/share/{id}/sync", content);
                     resp.EnsureSuccessStatusCode();
@@ -106,7 +106,7 @@ public sealed class ShareBench(bool quick) : IDisposable
 
     private static async Task<(string Id, string Secret)> CreateAsync(HttpClient http, string baseUrl, string sessionId)
     {
-        using var content = new StringContent($$"""{"sessionID":"{{sessionId}}"}""", Encoding.UTF8);
+        using var content = new StringContent($$$"""{"sessionID":"{{{sessionId}}}"}""", Encoding.UTF8);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var resp = await http.PostAsync($"{baseUrl}/api/share", content);
         resp.EnsureSuccessStatusCode();

@@ -5,7 +5,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenCode.Rpc.Core.Json;
@@ -70,7 +73,8 @@ public sealed class ShareServerHost : IAsyncDisposable
         var host = new ShareServerHost(app, new ShareServerStore(options.DataDir, options.Durable), options);
         host.Map();
         await app.StartAsync(ct).ConfigureAwait(false);
-        var bound = app.Urls.FirstOrDefault() ?? $"http://{options.Host}:{options.Port}";
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? $"http://{options.Host}:{options.Port}";
         host.BaseUrl = bound.TrimEnd('/');
         return host;
     }

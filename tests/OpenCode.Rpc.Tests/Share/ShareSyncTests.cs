@@ -120,7 +120,7 @@ public sealed class ShareSyncTests
         var created = JsonNode.Parse(body)!.AsObject();
         string id = (string)created["id"]!;
         Assert.Equal("AAAAAAAA", id);
-        string good = $$"""{"secret":"{{created["secret"]}}","data":[{"type":"session","data":{"id":"ses_0000000000001AAAAAAAAAAAAA","title":"one"}}]}""";
+        string good = $$$"""{"secret":"{{{created["secret"]}}}","data":[{"type":"session","data":{"id":"ses_0000000000001AAAAAAAAAAAAA","title":"one"}}]}""";
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share/{id}/sync", good)).Status);
         string before = (await SendAsync(HttpMethod.Get, $"{server.BaseUrl}/api/share/{id}/data")).Body;
 
