@@ -4,11 +4,11 @@ import { chromium } from 'playwright-core';
 
 const [url, title, firstMessage] = process.argv.slice(2);
 const userDataDir = await import('node:fs').then(fs => fs.mkdtempSync('/tmp/ocrpc-chromium-'));
-const browser = await chromium.launch({
+const browser = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${userDataDir}`],
+    '--disable-component-update', '--disable-sync'],
 });
 try {
   const page = await browser.newPage();
@@ -27,4 +27,5 @@ try {
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();
+  (await import('node:fs')).rmSync(userDataDir, { recursive: true, force: true });
 }
