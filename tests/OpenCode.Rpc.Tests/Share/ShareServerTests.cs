@@ -29,6 +29,31 @@ public sealed class ShareServerTests
     }
 
     [Fact]
+    public async Task Cli_ShareServer_BindsLoopbackByDefaultAndServes()
+    {
+        using var dirs = new TestDirs();
+        string data = Path.Combine(dirs.Root, "srv");
+        var psi = ProcessServer.SidecarStartInfo(["share-server", "--port", "0", "--data-dir", data]);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            string? line = await p.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.NotNull(line);
+            Assert.StartsWith("listening on http://127.0.0.1:", line, StringComparison.Ordinal);
+            string baseUrl = line["listening on ".Length..];
+            var (status, body) = await SendAsync(HttpMethod.Post, $"{baseUrl}/api/share", """{"sessionID":"ses_0000000000001KKKKKKKKKKKKK"}""");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Equal($"{baseUrl}/share/KKKKKKKK", (string?)JsonNode.Parse(body)!["url"]);
+            Assert.True(File.Exists(Path.Combine(data, "shares", "KKKKKKKK", "share.json")));
+        }
+        finally
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task Sync_BadItemInABatch_Is400AndNothingOfTheBatchIsStored()
     {
         using var dirs = new TestDirs();
