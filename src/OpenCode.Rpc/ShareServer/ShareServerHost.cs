@@ -85,6 +85,7 @@ public sealed class ShareServerHost : IAsyncDisposable
     {
         await app.StopAsync().ConfigureAwait(false);
         await app.DisposeAsync().ConfigureAwait(false);
+        store.Dispose();
     }
 
     private string PublicBase(HttpContext c) => options.PublicUrl is { Length: > 0 } p ? p.TrimEnd('/') : $"{c.Request.Scheme}://{c.Request.Host}";

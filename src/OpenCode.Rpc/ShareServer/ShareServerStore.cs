@@ -24,16 +24,23 @@ internal sealed class StoredShare(string id, string secret, string sessionId)
     public Lock Gate { get; } = new();
 
     public bool Deleted { get; set; }
+
+    /// <summary>The open journal (append only), or null until the first write.</summary>
+    public FileStream? Journal { get; set; }
+
+    /// <summary>Lines in the journal; compaction rewrites it when this far exceeds the item count.</summary>
+    public long JournalLines { get; set; }
 }
 
 /// <summary>
 /// The share server's store: plain files under its data dir. <c>shares/&lt;id&gt;/share.json</c> holds
-/// <c>{id, secret, sessionID}</c>; every item is one file <c>shares/&lt;id&gt;/items/&lt;key&gt;.json</c> holding the
-/// <c>{type, data}</c> object as received (the key's <c>/</c> becomes <c>~</c>). Writes are atomic (temp + rename,
-/// <see cref="AtomicFile"/>); fsync per write is optional (<c>--durable</c>). Shares are cached in memory after
-/// their first read.
+/// <c>{id, secret, sessionID}</c> (written atomically, <see cref="AtomicFile"/>); <c>shares/&lt;id&gt;/items.jsonl</c>
+/// is a journal with one <c>{type, data}</c> item per line, appended per sync batch in one write, the last line of a
+/// key winning. A torn last line (a crash mid-append) is skipped on load, so a batch is either there or not. When the
+/// journal holds far more lines than items it is compacted: rewritten atomically with one line per item. fsync per
+/// write is optional (<c>--durable</c>). Shares are cached in memory after their first read.
 /// </summary>
-internal sealed partial class ShareServerStore(string dataDir, bool durable)
+internal sealed partial class ShareServerStore(string dataDir, bool durable) : IDisposable
 {
     private readonly Dictionary<string, StoredShare?> cache = new(StringComparer.Ordinal);
     private readonly Lock cacheGate = new();
@@ -64,7 +71,7 @@ internal sealed partial class ShareServerStore(string dataDir, bool durable)
 
             var share = new StoredShare(id, Guid.NewGuid().ToString(), sessionId);
             var meta = new JsonObject { ["id"] = id, ["secret"] = share.Secret, ["sessionID"] = sessionId };
-            AtomicFile.CreateDirectoryDurably(Path.Combine(ShareDir(id), "items"));
+            AtomicFile.CreateDirectoryDurably(ShareDir(id));
             AtomicFile.Write(Path.Combine(ShareDir(id), "share.json"), JsJson.ToBytes(meta), durable);
             cache[id] = share;
             return share;
@@ -115,14 +122,91 @@ internal sealed partial class ShareServerStore(string dataDir, bool durable)
                 return null;
             }
 
+            Append(share, staged);
             foreach (var (key, bytes) in staged)
             {
-                AtomicFile.Write(ItemFile(share.Id, key), bytes, durable);
                 share.Items[key] = bytes;
+            }
+
+            if (share.JournalLines > 1000 && share.JournalLines > 4L * share.Items.Count)
+            {
+                Compact(share);
             }
         }
 
         return null;
+    }
+
+    public void Dispose()
+    {
+        lock (cacheGate)
+        {
+            foreach (var share in cache.Values)
+            {
+                if (share is not null)
+                {
+                    lock (share.Gate)
+                    {
+                        share.Journal?.Dispose();
+                        share.Journal = null;
+                    }
+                }
+            }
+        }
+    }
+
+    private string JournalFile(string id) => Path.Combine(ShareDir(id), "items.jsonl");
+
+    /// <summary>Appends a batch as one write (caller holds the share's gate).</summary>
+    private void Append(StoredShare share, List<(string Key, byte[] Bytes)> staged)
+    {
+        share.Journal ??= new FileStream(JournalFile(share.Id), new FileStreamOptions
+        {
+            Mode = FileMode.Append,
+            Access = FileAccess.Write,
+            Share = FileShare.Read,
+            BufferSize = 0,
+        });
+        share.Journal.Write(Line(staged.Select(x => x.Bytes)));
+        if (durable)
+        {
+            share.Journal.Flush(flushToDisk: true);
+        }
+
+        share.JournalLines += staged.Count;
+    }
+
+    /// <summary>One journal line: the items as a JSON array, then a newline. A batch is one line, so a crash
+    /// mid-append tears only that line and the batch is either wholly there or not.</summary>
+    private static byte[] Line(IEnumerable<byte[]> items)
+    {
+        var list = items as ICollection<byte[]> ?? items.ToList();
+        var buf = new byte[list.Sum(b => b.Length + 1) + 2];
+        int at = 0;
+        buf[at++] = (byte)'[';
+        foreach (var bytes in list)
+        {
+            if (at > 1)
+            {
+                buf[at++] = (byte)',';
+            }
+
+            bytes.CopyTo(buf, at);
+            at += bytes.Length;
+        }
+
+        buf[at++] = (byte)']';
+        buf[at++] = (byte)'\n';
+        return buf.AsSpan(0, at).ToArray();
+    }
+
+    /// <summary>Rewrites the journal as one line holding every item (caller holds the share's gate).</summary>
+    private void Compact(StoredShare share)
+    {
+        share.Journal?.Dispose();
+        share.Journal = null;
+        AtomicFile.Write(JournalFile(share.Id), Line(share.Items.Values), durable);
+        share.JournalLines = share.Items.Count;
     }
 
     /// <summary>Writes the flat array (sorted by key) to a buffer.</summary>
@@ -157,6 +241,8 @@ internal sealed partial class ShareServerStore(string dataDir, bool durable)
         lock (share.Gate)
         {
             share.Deleted = true;
+            share.Journal?.Dispose();
+            share.Journal = null;
             lock (cacheGate)
             {
                 cache[share.Id] = null;
@@ -211,8 +297,6 @@ internal sealed partial class ShareServerStore(string dataDir, bool durable)
     private static string? Str(JsonObject o, string name) =>
         o[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
-    private string ItemFile(string id, string key) => Path.Combine(ShareDir(id), "items", key.Replace('/', '~') + ".json");
-
     private StoredShare? Load(string id)
     {
         if (!ShareId().IsMatch(id))
@@ -237,23 +321,61 @@ internal sealed partial class ShareServerStore(string dataDir, bool durable)
         }
 
         var share = new StoredShare(id, secret, Str(meta, "sessionID") ?? string.Empty);
-        string items = Path.Combine(ShareDir(id), "items");
-        if (Directory.Exists(items))
+        string journal = JournalFile(id);
+        if (File.Exists(journal))
         {
-            foreach (var file in Directory.EnumerateFiles(items, "*.json"))
+            byte[] all;
+            try
             {
-                string key = Path.GetFileNameWithoutExtension(file).Replace('~', '/');
+                all = File.ReadAllBytes(journal);
+            }
+            catch (IOException)
+            {
+                return share;
+            }
+
+            int start = 0;
+            while (start < all.Length)
+            {
+                int nl = Array.IndexOf(all, (byte)'\n', start);
+                if (nl < 0)
+                {
+                    break;
+                }
+
+                var line = all.AsSpan(start, nl - start);
+                start = nl + 1;
                 try
                 {
-                    byte[] bytes = File.ReadAllBytes(file);
-                    if (JsJson.Parse(bytes) is JsonObject)
+                    if (JsJson.Parse(line) is JsonArray batch)
                     {
-                        share.Items[key] = bytes;
+                        foreach (var node in batch)
+                        {
+                            if (node is JsonObject item && Key(item, out _) is { } key)
+                            {
+                                share.Items[key] = JsJson.ToBytes(item, indented: false);
+                                share.JournalLines++;
+                            }
+                        }
                     }
                 }
-                catch (Exception ex) when (ex is IOException or JsonException or InvalidOperationException)
+                catch (JsonException)
                 {
-                    // An unreadable item is skipped; the next sync of that key rewrites it.
+                    // An unreadable line is skipped.
+                }
+            }
+
+            if (start < all.Length)
+            {
+                // A torn last line (a crash mid-append): its batch was never acknowledged. Cut it off so the next
+                // append starts on a line of its own.
+                try
+                {
+                    using var fs = new FileStream(journal, FileMode.Open, FileAccess.Write, FileShare.Read);
+                    fs.SetLength(start);
+                }
+                catch (IOException)
+                {
                 }
             }
         }

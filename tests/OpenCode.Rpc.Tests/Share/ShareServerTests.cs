@@ -138,6 +138,40 @@ public sealed class ShareServerTests
     }
 
     [Fact]
+    public async Task Restart_AfterATornJournalLine_KeepsEveryAcknowledgedBatchAndAcceptsNewOnes()
+    {
+        using var dirs = new TestDirs();
+        string data = Path.Combine(dirs.Root, "srv");
+        string id;
+        string secret;
+        string before;
+        int port;
+        await using (var server = await StartServerAsync(data))
+        {
+            port = PortOf(server.BaseUrl);
+            var c = JsonNode.Parse((await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share", """{"sessionID":"ses_0000000000001JJJJJJJJJJJJJ"}""")).Body)!;
+            id = (string)c["id"]!;
+            secret = (string)c["secret"]!;
+            string batch = $$$"""{"secret":"{{{secret}}}","data":[{"type":"message","data":{"id":"msg_1","role":"user"}}]}""";
+            Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"{server.BaseUrl}/api/share/{id}/sync", batch)).Status);
+            before = (await SendAsync(HttpMethod.Get, $"{server.BaseUrl}/api/share/{id}/data")).Body;
+        }
+
+        // A crash in the middle of an append leaves half a line.
+        await File.AppendAllTextAsync(Path.Combine(data, "shares", id, "items.jsonl"), """[{"type":"message","data":{"id":"msg_2","ro""");
+        await using (var again = await StartServerAsync(data, port))
+        {
+            Assert.Equal(before, (await SendAsync(HttpMethod.Get, $"{again.BaseUrl}/api/share/{id}/data")).Body);
+            string batch = $$$"""{"secret":"{{{secret}}}","data":[{"type":"message","data":{"id":"msg_3","role":"user"}}]}""";
+            Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"{again.BaseUrl}/api/share/{id}/sync", batch)).Status);
+        }
+
+        await using var third = await StartServerAsync(data, port);
+        var ids = (await DataAsync(third.BaseUrl, id))!.Select(i => (string?)i!["data"]!["id"]).ToList();
+        Assert.Equal(["msg_1", "msg_3"], ids);
+    }
+
+    [Fact]
     public async Task Page_EscapesEverythingFromTheShare()
     {
         using var dirs = new TestDirs();
