@@ -710,6 +710,29 @@ export type SessionPruneResult = {
 export const SessionPruneRequest = new RequestType<SessionPruneParams, SessionPruneResult, void>("session/prune", ParameterStructures.byName);
 
 /**
+ * Share a session as a link (OpenCode's ShareNext protocol).
+ *
+ * POST <base>/api/share {sessionID} -> {id, url, secret}, where <base> is enterprise.url from OpenCode's config (global, then project files, nearer wins), else https://opncd.ai. The answer is stored as storage/session_share/<sessionID>.json {id, secret, url} exactly as OpenCode keeps it, session.share becomes {url} (session.updated), then a full sync follows: POST <base>/api/share/<id>/sync {secret, data:[{type,data}]} with the session, every message, every part, session_diff and model (the deduplicated {id, providerID} models of the user messages). From then on every change of the session, its messages and parts is queued, deduplicated by key (session, message/<id>, part/<messageID>/<id>, session_diff, model), and sent in batches of up to 500 about 1 s after the last change; the queue is kept in <data>/opencode-rpc/share-queue/<sessionID>.json so a restart loses nothing, and a failed send is retried with exponential backoff (1 s doubling to 30 s). The reply comes after the first sync attempt; if the server went away between create and sync the items stay queued. Already shared: returns the session unchanged. Config share: "manual" (default), "auto" (new root sessions are shared in the background, errors logged), "disabled"; OPENCODE_DISABLE_SHARE=1|true forces disabled, and then this method fails with -32152 (OpenCode answers with a silent no-op). sanitize:true uploads the redacted form of session/export's sanitize, now and for every later sync of this session.
+ */
+export type SessionShareParams = {
+  sessionID: string;
+  sanitize?: boolean;
+};
+export type SessionShareResult = Session;
+export const SessionShareRequest = new RequestType<SessionShareParams, SessionShareResult, void>("session/share", ParameterStructures.byName);
+
+/**
+ * Stop sharing a session.
+ *
+ * DELETE <base>/api/share/<id> {secret} with the id and secret of storage/session_share/<sessionID>.json (so it also works for an imported session whose record holds the secret); a 404 from the server counts as already deleted. Then the record, the pending sync queue and session.share are removed (session.updated).
+ */
+export type SessionUnshareParams = {
+  sessionID: string;
+};
+export type SessionUnshareResult = Session;
+export const SessionUnshareRequest = new RequestType<SessionUnshareParams, SessionUnshareResult, void>("session/unshare", ParameterStructures.byName);
+
+/**
  * A session was created.
  *
  * Server → client notification with OpenCode's bus-event payload (reference §9).
@@ -854,6 +877,8 @@ export interface ProtocolRequests {
   "session/compact": { params: SessionCompactParams; result: SessionCompactResult };
   "session/uncompact": { params: SessionUncompactParams; result: SessionUncompactResult };
   "session/prune": { params: SessionPruneParams; result: SessionPruneResult };
+  "session/share": { params: SessionShareParams; result: SessionShareResult };
+  "session/unshare": { params: SessionUnshareParams; result: SessionUnshareResult };
   "compaction/summarize": { params: CompactionSummarizeParams; result: CompactionSummarizeResult };
 }
 
@@ -905,6 +930,8 @@ export const requestTypes = {
   "session/compact": SessionCompactRequest,
   "session/uncompact": SessionUncompactRequest,
   "session/prune": SessionPruneRequest,
+  "session/share": SessionShareRequest,
+  "session/unshare": SessionUnshareRequest,
   "compaction/summarize": CompactionSummarizeRequest,
 } as const;
 

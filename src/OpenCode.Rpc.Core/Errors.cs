@@ -19,6 +19,7 @@ public enum ErrorKind
     FetchFailed,
     CompactionNoProgress,
     SummarizerFailed,
+    ShareDisabled,
 }
 
 /// <summary>Base of every error the core throws on purpose. <see cref="Exception.Message"/> is a sentence a

@@ -17,6 +17,7 @@ var quick = args.Contains("--quick");
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 var bench = new Bench(quick);
 using var compaction = new CompactionBench(quick);
+using var shareBench = new ShareBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -29,6 +30,8 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("compact-offline-1000", compaction.CompactOffline1000Async),
     ("context-2000", compaction.Context2000Async),
     ("tokenizer", compaction.TokenizerThroughputAsync),
+    ("share-sync-rps", shareBench.SyncThroughputAsync),
+    ("share-data-2000", shareBench.Data2000Async),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)

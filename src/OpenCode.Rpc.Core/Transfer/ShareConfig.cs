@@ -26,6 +26,38 @@ public static class ShareConfig
         return (url ?? DefaultBaseUrl).TrimEnd('/');
     }
 
+    /// <summary>A top-level config value (the nearest file that has it wins), e.g. <c>share</c> or <c>autoshare</c>;
+    /// the same files as <see cref="BaseUrl"/>.</summary>
+    public static JsonElement? TopLevel(string key, string? projectDirectory, string? worktree = null)
+    {
+        JsonElement? found = null;
+        foreach (var file in ConfigFiles(projectDirectory, worktree))
+        {
+            try
+            {
+                if (!File.Exists(file))
+                {
+                    continue;
+                }
+
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(file), new JsonDocumentOptions
+                {
+                    CommentHandling = JsonCommentHandling.Skip,
+                    AllowTrailingCommas = true,
+                });
+                if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(key, out var v))
+                {
+                    found = v.Clone();
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
     private static IEnumerable<string> ConfigFiles(string? dir, string? worktree)
     {
         string? configDir = Environment.GetEnvironmentVariable("OPENCODE_CONFIG_DIR");

@@ -28,6 +28,7 @@ public static class CliApp
         root.Subcommands.Add(SessionCommands.Create());
         root.Subcommands.Add(TransferCommands.CreateExport());
         root.Subcommands.Add(TransferCommands.CreateImport());
+        root.Subcommands.Add(ShareServerCommand.Create());
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
 

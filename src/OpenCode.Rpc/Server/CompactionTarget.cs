@@ -57,7 +57,7 @@ public sealed partial class CompactionTarget
     {
         var q = ParamsBinder.Bind(p, ProtocolJsonContext.Default.SessionCompactParams);
         var kind = CompactionSettings.ParseKind(q.Summarizer, "summarizer");
-        var progress = q.WorkDoneToken is { } token ? new WorkDoneProgress(ctx, token) : null;
+        var progress = q.WorkDoneToken is { } token ? new WorkDoneProgress(ctx, JsonNode.Parse(token.GetRawText())!) : null;
         progress?.Begin("Compacting session");
         try
         {
@@ -96,18 +96,6 @@ public sealed partial class CompactionTarget
         m.Source,
         m.Content.Select(c => new ContextContentResult(c.Type, c.PartID, c.Text, c.Tool, c.CallID, c.Input?.DeepClone(), c.Output, c.Pruned ? true : null, c.Tokens)).ToList(),
         m.Tokens);
-}
-
-/// <summary>LSP-style <c>$/progress</c> for one work-done token: begin, reports, end.</summary>
-internal sealed class WorkDoneProgress(ServerContext ctx, JsonElement token) : IProgress<string>
-{
-    public void Begin(string title) => Send(new JsonObject { ["kind"] = "begin", ["title"] = title, ["cancellable"] = true });
-
-    public void Report(string value) => Send(new JsonObject { ["kind"] = "report", ["message"] = value });
-
-    public void End() => Send(new JsonObject { ["kind"] = "end" });
-
-    private void Send(JsonObject value) => ctx.Notify(Notifications.Progress, new JsonObject { ["token"] = JsonNode.Parse(token.GetRawText()), ["value"] = value });
 }
 
 /// <summary>Asks the client's own model for the summary: the server-to-client request <c>compaction/summarize</c>.</summary>

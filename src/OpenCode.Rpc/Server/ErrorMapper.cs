@@ -30,6 +30,7 @@ public static class ErrorMapper
         ErrorKind.FetchFailed => ErrorCodes.FetchFailed,
         ErrorKind.CompactionNoProgress => ErrorCodes.CompactionNoProgress,
         ErrorKind.SummarizerFailed => ErrorCodes.SummarizerFailed,
+        ErrorKind.ShareDisabled => ErrorCodes.ShareDisabled,
         _ => ErrorCodes.InternalError,
     };
 

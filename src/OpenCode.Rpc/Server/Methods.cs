@@ -46,6 +46,8 @@ public static class Methods
 
     /// <summary>Server → client request: the client's own model writes a compaction summary.</summary>
     public const string CompactionSummarize = "compaction/summarize";
+    public const string SessionShare = "session/share";
+    public const string SessionUnshare = "session/unshare";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -97,4 +99,5 @@ public static class ErrorCodes
     public const int FetchFailed = -32151;
     public const int CompactionNoProgress = -32140;
     public const int SummarizerFailed = -32141;
+    public const int ShareDisabled = -32152;
 }

@@ -162,6 +162,8 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(SessionImportResult))]
 [JsonSerializable(typeof(SessionImportDatabaseParams))]
 [JsonSerializable(typeof(SessionImportDatabaseResult))]
+[JsonSerializable(typeof(SessionShareParams))]
+[JsonSerializable(typeof(SessionUnshareParams))]
 [JsonSerializable(typeof(JsonObject))]
 [JsonSerializable(typeof(JsonNode))]
 [JsonSerializable(typeof(JsonArray))]

@@ -59,11 +59,16 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TransferTarget>(), new TransferTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<RevertTarget>(), new RevertTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<CompactionTarget>(), new CompactionTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<ShareTarget>(), new ShareTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
     }
 
-    public void Dispose() => Rpc.Dispose();
+    public void Dispose()
+    {
+        Rpc.Dispose();
+        Context.Share.Dispose();
+    }
 
     /// <summary>Every method name this server serves, read from the targets' attributes.</summary>
     public static readonly IReadOnlySet<string> KnownMethods = NamesOf<LifecycleTarget>()
@@ -73,6 +78,7 @@ public sealed class RpcServer : IDisposable
         .Concat(NamesOf<TransferTarget>())
         .Concat(NamesOf<RevertTarget>())
         .Concat(NamesOf<CompactionTarget>())
+        .Concat(NamesOf<ShareTarget>())
         .ToHashSet(StringComparer.Ordinal);
 
     private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Share;
 using OpenCode.Rpc.Core.Storage;
 using PolyType;
 using StreamJsonRpc;
@@ -37,6 +38,7 @@ public sealed class ServerContext
         Forks = new ForkService(Store);
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
+        Share = new ShareService(Store, () => ShareSettings.Read(project?.Directory ?? options.DefaultDirectory, project?.Worktree), log);
     }
 
     public ServerOptions Options { get; }
@@ -53,6 +55,7 @@ public sealed class ServerContext
 
     /// <summary>Set by the compaction target; step/finish calls its <c>AfterStepFinishAsync</c>.</summary>
     public Core.Compaction.CompactionService? Compaction { get; set; }
+    public ShareService Share { get; }
 
     // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
     [PropertyShape(Ignore = true)]

@@ -73,7 +73,17 @@ public sealed partial class TransferTarget(ServerContext ctx)
             ? (Path.IsPathRooted(given) ? given : Path.Combine(ctx.Project.Directory, given))
             : OpenCodeDbImporter.DefaultPath(ctx.Options.DataDir);
         JsonNode? token = q.WorkDoneToken is { ValueKind: JsonValueKind.String or JsonValueKind.Number } t ? JsonNode.Parse(t.GetRawText()) : null;
-        var progress = token is null ? null : new WorkDoneProgress(ctx, token);
+        var progress = token is null ? null : WorkDoneProgress.For<DbImportProgress>(new WorkDoneProgress(ctx, token), (wp, pr) =>
+        {
+            if (pr.SessionID is null)
+            {
+                wp.Begin("Importing OpenCode sessions", $"0/{pr.Total} sessions");
+            }
+            else
+            {
+                wp.Report($"{pr.Done}/{pr.Total} sessions", pr.Total == 0 ? 100 : pr.Done * 100 / pr.Total);
+            }
+        });
         DbImportResult r;
         try
         {
@@ -89,18 +99,5 @@ public sealed partial class TransferTarget(ServerContext ctx)
 
         await ctx.FlushNotificationsAsync().ConfigureAwait(false);
         return new SessionImportDatabaseResult(r.Sessions, r.Messages, r.Parts, r.Skipped.Select(s => new SessionImportSkip(s.SessionID, s.Reason)).ToList());
-    }
-}
-
-/// <summary>LSP work-done progress for a database import, sent through the connection's ordered notification queue
-/// on the reporting thread (System.Progress would post to the thread pool, which could reorder reports).</summary>
-internal sealed class WorkDoneProgress(ServerContext ctx, JsonNode token) : IProgress<DbImportProgress>
-{
-    public void Report(DbImportProgress pr)
-    {
-        var value = pr.SessionID is null
-            ? new JsonObject { ["kind"] = "begin", ["title"] = "Importing OpenCode sessions", ["cancellable"] = true, ["message"] = $"0/{pr.Total} sessions", ["percentage"] = 0 }
-            : new JsonObject { ["kind"] = "report", ["message"] = $"{pr.Done}/{pr.Total} sessions", ["percentage"] = pr.Total == 0 ? 100 : pr.Done * 100 / pr.Total };
-        ctx.Notify(Methods.Progress, new JsonObject { ["token"] = token.DeepClone(), ["value"] = value });
     }
 }
