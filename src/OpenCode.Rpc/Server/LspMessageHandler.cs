@@ -106,7 +106,7 @@ public sealed class LspMessageHandler : MessageHandlerBase
                 // Bytes before "Content-Length:" (the tail of a frame whose length was wrong): skip them and report once.
                 byte[] flat = header.Length <= MaxHeaderBytes ? header.ToArray() : [];
                 int at = IndexOfIgnoreCase(flat, ContentLengthToken);
-                if (at > 0 && !(flat[at - 1] == '\n' && flat[at - 2] == '\r'))
+                if (at > 0 && !(at >= 2 && flat[at - 1] == '\n' && flat[at - 2] == '\r'))
                 {
                     // The token is not at the start of a header line.
                     var junk = header.Slice(0, at);
