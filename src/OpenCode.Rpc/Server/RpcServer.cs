@@ -60,7 +60,11 @@ public sealed class RpcServer : IDisposable
         return new RpcServer(ctx, rpc);
     }
 
-    public void Dispose() => Rpc.Dispose();
+    public void Dispose()
+    {
+        Context.Watcher?.Dispose();
+        Rpc.Dispose();
+    }
 
     /// <summary>Every method name this server serves, read from the targets' attributes.</summary>
     public static readonly IReadOnlySet<string> KnownMethods = NamesOf<LifecycleTarget>()

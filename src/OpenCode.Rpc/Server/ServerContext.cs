@@ -11,7 +11,8 @@ namespace OpenCode.Rpc.Server;
 /// <param name="DataDir">The data dir (default <c>$XDG_DATA_HOME/opencode</c>).</param>
 /// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
-public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes)
+/// <param name="WatchStore">Report store changes made by other processes as notifications (<see cref="StoreWatcher"/>).</param>
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, bool WatchStore = false)
 {
     public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
 
@@ -36,7 +37,22 @@ public sealed class ServerContext
         Forks = new ForkService(Store);
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
+        if (options.WatchStore)
+        {
+            try
+            {
+                Watcher = new StoreWatcher(Store, e => Notify(e.Type, e.Properties), m => log("warning: " + m));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                log($"warning: not watching the store for other processes' changes: {ex.Message}");
+            }
+        }
     }
+
+    /// <summary>Watches the store for other processes' changes; null unless <see cref="ServerOptions.WatchStore"/>.</summary>
+    [PropertyShape(Ignore = true)]
+    public StoreWatcher? Watcher { get; }
 
     public ServerOptions Options { get; }
 
