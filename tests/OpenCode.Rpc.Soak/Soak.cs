@@ -125,9 +125,18 @@ public static class SoakRunner
             await client.ResultAsync("initialize", new JsonObject { ["directory"] = o.ProjectDir }, ct).ConfigureAwait(false);
             await VerifyAsync(client, o, ledger, stats, ct).ConfigureAwait(false);
 
-            int delay = rng.Next(10, 400);
+            // The kill lands at a random moment after this round's first acknowledged write (a loaded machine may
+            // take a while to answer the first one), so every round both writes and dies mid-stream.
+            int delay = rng.Next(0, 300);
+            long before = Interlocked.Read(ref ledger.Acked);
             var stop = new CancellationTokenSource();
             var workers = Enumerable.Range(0, 4).Select(w => WriteUntilDeadAsync(client, ledger, partVersions, new Random(rng.Next()), extraOps, stop.Token)).ToArray();
+            var firstAck = Stopwatch.StartNew();
+            while (Interlocked.Read(ref ledger.Acked) == before && firstAck.Elapsed < TimeSpan.FromSeconds(20) && !workers.All(w => w.IsCompleted))
+            {
+                await Task.Delay(5, ct).ConfigureAwait(false);
+            }
+
             await Task.Delay(delay, ct).ConfigureAwait(false);
             client.Kill();
             await Task.WhenAll(workers).ConfigureAwait(false);
