@@ -51,6 +51,8 @@ public static class Smoke
         }
     }
 
+    private static readonly byte[] Interesting = [.. "{}[]\":,\\\r\n0-9aeE+.:"u8, 0x00, 0xC3, 0xFF, 0x80];
+
     public static byte[] Mutate(byte[] seed, List<byte[]> corpus, Random rng)
     {
         var b = new List<byte>(seed);
@@ -71,10 +73,11 @@ public static class Smoke
                     b.RemoveRange(rng.Next(b.Count), 1);
                     break;
                 case 3:
-                    b.Insert(rng.Next(b.Count + 1), (byte)"{}[]\":,\\\r\n0-9aeE+.\u00ff"[rng.Next(21)]);
+                    b.Insert(rng.Next(b.Count + 1), Interesting[rng.Next(Interesting.Length)]);
                     break;
                 case 4 when b.Count > 0:
-                    b.RemoveRange(rng.Next(b.Count), b.Count - rng.Next(b.Count));
+                    int cut = rng.Next(b.Count);
+                    b.RemoveRange(cut, b.Count - cut);
                     break;
                 case 5:
                     var other = corpus[rng.Next(corpus.Count)];
@@ -83,7 +86,7 @@ public static class Smoke
                     break;
                 case 6:
                     int pos = rng.Next(b.Count + 1);
-                    b.InsertRange(pos, Enumerable.Repeat((byte)"[{\"0"[rng.Next(4)], rng.Next(600)));
+                    b.InsertRange(pos, Enumerable.Repeat("[{\"0"u8[rng.Next(4)], rng.Next(600)));
                     break;
                 case 7 when b.Count > 0:
                     int s = rng.Next(b.Count);

@@ -36,6 +36,13 @@ public static class JsJson
             utf8 = utf8[3..];
         }
 
+        // System.Text.Json does not check the UTF-8 inside strings until a value is read, so a file with a bad byte
+        // would parse here and throw InvalidOperationException much later (found by the store fuzz smoke).
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
+        {
+            throw new JsonException("the text is not valid UTF-8");
+        }
+
         try
         {
             // AllowDuplicateProperties=false: a duplicate key (a classic smuggling trick) is an error here,

@@ -121,8 +121,9 @@ public sealed class LspMessageHandler : MessageHandlerBase
 
                 if (header.Length > MaxHeaderBytes)
                 {
+                    long size = header.Length;
                     reader.AdvanceTo(reader2.Position);
-                    return Fail(ErrorCodes.ParseError, "FrameHeader", $"The frame header is {header.Length} bytes, over the {MaxHeaderBytes}-byte limit.");
+                    return Fail(ErrorCodes.ParseError, "FrameHeader", $"The frame header is {size} bytes, over the {MaxHeaderBytes}-byte limit.");
                 }
 
                 var parsed = ParseHeader(header, out long length, out string? problem);
@@ -155,13 +156,16 @@ public sealed class LspMessageHandler : MessageHandlerBase
 
             if (result.IsCompleted)
             {
+                // Inspect before AdvanceTo: the buffer's memory goes back to the pool after it (found by the fuzz smoke).
+                bool blank = buffer.IsEmpty || IsWhitespace(buffer);
+                long left = buffer.Length;
                 reader.AdvanceTo(buffer.End);
-                if (buffer.IsEmpty || IsWhitespace(buffer))
+                if (blank)
                 {
                     return new Outcome(null, RequestId.Null, null, true);
                 }
 
-                return Fail(ErrorCodes.ParseError, "FrameHeader", $"The stream ended inside a frame header ({buffer.Length} bytes without the empty line that ends it).", eos: true);
+                return Fail(ErrorCodes.ParseError, "FrameHeader", $"The stream ended inside a frame header ({left} bytes without the empty line that ends it).", eos: true);
             }
 
             reader.AdvanceTo(buffer.Start, buffer.End);

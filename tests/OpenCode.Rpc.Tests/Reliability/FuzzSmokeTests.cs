@@ -25,4 +25,14 @@ public sealed class FuzzSmokeTests(ITestOutputHelper output)
     [InlineData("frame", "content-length: 2\r\n\r\n[]Content-Length:")]
     [InlineData("store", "{\"id\":1,\"id\":2}")]
     public void Regressions(string target, string input) => Targets.All[target](System.Text.Encoding.UTF8.GetBytes(input));
+
+    /// <summary>Found by the store smoke: invalid UTF-8 inside a string parsed, then threw InvalidOperationException
+    /// on first read of the value. JsJson now refuses it as a JsonException (so the store reports the file as corrupt).</summary>
+    [Fact]
+    public void Regression_InvalidUtf8InsideAString_IsARefusalNotACrash()
+    {
+        byte[] input = [.. "{\"id\":\"ses_a\",\"title\":\""u8, 0xC3, 0x28, .. "\"}"u8];
+        Targets.Store(input);
+        Assert.Throws<System.Text.Json.JsonException>(() => OpenCode.Rpc.Core.Json.JsJson.Parse(input));
+    }
 }

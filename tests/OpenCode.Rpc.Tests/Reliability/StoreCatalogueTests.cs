@@ -16,6 +16,7 @@ public sealed class StoreCatalogueTests
         ["Empty"] = _ => [],
         ["Binary"] = _ => [0x00, 0xFF, 0xFE, 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x00, 0x01],
         ["JsonArray"] = _ => "[1,2,3]"u8.ToArray(),
+        ["InvalidUtf8InString"] = b => [.. b[..(Array.IndexOf(b, (byte)'"', Array.IndexOf(b, (byte)':') + 1) + 1)], 0xFF, 0xFE, .. b[(Array.IndexOf(b, (byte)'"', Array.IndexOf(b, (byte)':') + 1) + 1)..]],
         ["DuplicateKeys"] = b => Encoding.UTF8.GetBytes("{\"id\":\"x\",\"id\":\"y\"," + Encoding.UTF8.GetString(b).TrimStart()[1..]),
     };
 
