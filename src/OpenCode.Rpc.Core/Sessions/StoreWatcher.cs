@@ -42,7 +42,16 @@ public sealed class StoreWatcher : IDisposable
         };
         watcher.Created += (_, e) => Touch(e.FullPath);
         watcher.Changed += (_, e) => Touch(e.FullPath);
-        watcher.Renamed += (_, e) => Touch(e.FullPath);
+        // Our own writes land by renaming a temp file named with our pid (AtomicFile, BulkWriter): skip those
+        // exactly, including a fork's thousands of bulk-written files that raise no store event of their own.
+        string ownTemp = $".{Environment.ProcessId}.";
+        watcher.Renamed += (_, e) =>
+        {
+            if (!(AtomicFile.IsTemp(e.OldFullPath) && Path.GetFileName(e.OldFullPath).Contains(ownTemp, StringComparison.Ordinal)))
+            {
+                Touch(e.FullPath);
+            }
+        };
         watcher.Error += (_, e) => warn($"store watcher: {e.GetException().Message}");
         watcher.EnableRaisingEvents = true;
     }

@@ -35,6 +35,15 @@ public sealed class StoreWatcherTests(ITestOutputHelper output)
         await a.CallAsync(Methods.SessionUpdate, new { sessionID = session, title = "renamed by a" });
         await b.WaitForNotificationAsync(Notifications.SessionUpdated, p => p.GetProperty("info").GetProperty("title").GetString() == "renamed by a");
         Assert.Single(b.Notifications, n => n.Method == Notifications.MessagePartUpdated && Id(n.Params, "part") == partId);
+
+        // A fork bulk-writes its messages without store events: B hears them through its watcher, A (the writer) does not.
+        var fork = await a.CallAsync(Methods.SessionFork, new { sessionID = session });
+        string fid = fork.GetProperty("id").GetString()!;
+        await b.WaitForNotificationAsync(Notifications.MessageUpdated, p => p.GetProperty("info").GetProperty("sessionID").GetString() == fid);
+        var later = await b.CallAsync(Methods.PartUpdate, new { part = Build.Json(Build.Text(session, message, "later")) });
+        string laterId = later.GetProperty("id").GetString()!;
+        await a.WaitForNotificationAsync(Notifications.MessagePartUpdated, p => Id(p, "part") == laterId);
+        Assert.DoesNotContain(a.Notifications, n => n.Method == Notifications.MessageUpdated && n.Params.GetProperty("info").GetProperty("sessionID").GetString() == fid);
     }
 
     private static string? Id(JsonElement p, string key) =>
