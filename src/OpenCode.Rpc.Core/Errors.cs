@@ -15,6 +15,11 @@ public enum ErrorKind
     RevertConflict,
     PathOutsideProject,
     Unsupported,
+    ShareNotFound,
+    FetchFailed,
+    CompactionNoProgress,
+    SummarizerFailed,
+    ShareDisabled,
 }
 
 /// <summary>Base of every error the core throws on purpose. <see cref="Exception.Message"/> is a sentence a

@@ -16,6 +16,8 @@ using StreamJsonRpc;
 var quick = args.Contains("--quick");
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 var bench = new Bench(quick);
+using var compaction = new CompactionBench(quick);
+using var shareBench = new ShareBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -25,6 +27,11 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("rpc-throughput", bench.RpcThroughputAsync),
     ("fork-2000", bench.Fork2000Async),
     ("search-10k", bench.Search10kAsync),
+    ("compact-offline-1000", compaction.CompactOffline1000Async),
+    ("context-2000", compaction.Context2000Async),
+    ("tokenizer", compaction.TokenizerThroughputAsync),
+    ("share-sync-rps", shareBench.SyncThroughputAsync),
+    ("share-data-2000", shareBench.Data2000Async),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)

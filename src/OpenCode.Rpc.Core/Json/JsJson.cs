@@ -36,11 +36,11 @@ public static class JsJson
             utf8 = utf8[3..];
         }
 
-        // System.Text.Json does not check the UTF-8 inside strings until a value is read, so a file with a bad byte
-        // would parse here and throw InvalidOperationException much later (found by the store fuzz smoke).
+        // System.Text.Json decodes strings lazily, so invalid UTF-8 inside a string would only surface later, as an
+        // InvalidOperationException in whatever code first reads the value (a list, a writer). Refuse it here.
         if (!System.Text.Unicode.Utf8.IsValid(utf8))
         {
-            throw new JsonException("the text is not valid UTF-8");
+            throw new JsonException("The text is not valid UTF-8.");
         }
 
         try
@@ -67,27 +67,93 @@ public static class JsJson
 
     // JsonObject builds its dictionary lazily on first access, which is not thread-safe. Cached store
     // objects are read by many requests at once, so build every level eagerly right after parsing.
+    // It also replaces strings System.Text.Json cannot decode: JSON.stringify writes a lone surrogate as "\ud800",
+    // which JavaScript reads back, but JsonElement.GetString throws on it (at whatever point first reads the value).
+    // Such a string is decoded here by hand into a .NET string holding the same lone surrogate, which the writer
+    // escapes back exactly as JavaScript did.
     private static JsonNode? Materialize(JsonNode? node)
     {
         switch (node)
         {
             case JsonObject obj:
+                List<(string Key, JsonNode Value)>? fixes = null;
                 foreach (var kv in obj)
                 {
-                    Materialize(kv.Value);
+                    var m = Materialize(kv.Value);
+                    if (!ReferenceEquals(m, kv.Value))
+                    {
+                        (fixes ??= []).Add((kv.Key, m!));
+                    }
+                }
+
+                foreach (var (key, value) in fixes ?? [])
+                {
+                    obj[key] = value;
                 }
 
                 break;
             case JsonArray arr:
-                foreach (var item in arr)
+                for (int i = 0; i < arr.Count; i++)
                 {
-                    Materialize(item);
+                    var item = arr[i];
+                    var m = Materialize(item);
+                    if (!ReferenceEquals(m, item))
+                    {
+                        arr[i] = m;
+                    }
+                }
+
+                break;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String && v.TryGetValue(out JsonElement el):
+                var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(el);
+                if (raw.IndexOf("\\u"u8) >= 0)
+                {
+                    try
+                    {
+                        _ = el.GetString();
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return JsonValue.Create(UnescapeLoose(Encoding.UTF8.GetString(raw)));
+                    }
                 }
 
                 break;
         }
 
         return node;
+    }
+
+    /// <summary>Decodes a JSON string literal (with its quotes) as JavaScript's JSON.parse does, lone surrogates included.</summary>
+    private static string UnescapeLoose(string literal)
+    {
+        var sb = new StringBuilder(literal.Length);
+        for (int i = 1; i < literal.Length - 1; i++)
+        {
+            char c = literal[i];
+            if (c != '\\')
+            {
+                sb.Append(c);
+                continue;
+            }
+
+            char e = literal[++i];
+            switch (e)
+            {
+                case 'b': sb.Append('\b'); break;
+                case 'f': sb.Append('\f'); break;
+                case 'n': sb.Append('\n'); break;
+                case 'r': sb.Append('\r'); break;
+                case 't': sb.Append('\t'); break;
+                case 'u':
+                    sb.Append((char)int.Parse(literal.AsSpan(i + 1, 4), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture));
+                    i += 4;
+                    break;
+                default: sb.Append(e); break; // \" \\ \/
+            }
+        }
+
+        return sb.ToString();
     }
 
     /// <summary>Serializes as <c>JSON.stringify(node, null, 2)</c> would, to UTF-8 bytes.</summary>

@@ -10,6 +10,19 @@ namespace OpenCode.Rpc.Core.Sessions;
 /// <summary>A message with its parts, as OpenCode returns and exports it.</summary>
 public sealed record MessageWithParts(JsonObject Info, IReadOnlyList<JsonObject> Parts);
 
+/// <summary>Called by <see cref="SessionStore"/> before it creates a new message in a session.</summary>
+public interface ISessionWriteHook
+{
+    Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct);
+}
+
+/// <summary>Called by <see cref="SessionStore"/> after a message is written (created or replaced), outside the
+/// session lock. Compaction uses it to compact automatically when an assistant message reports an overflow.</summary>
+public interface IMessageWrittenHook
+{
+    Task AfterMessageWrittenAsync(JsonObject info, CancellationToken ct);
+}
+
 /// <summary>A change in the store, named and shaped like OpenCode's bus events (reference §9).</summary>
 public sealed record StoreEvent(string Type, JsonObject Properties);
 
@@ -59,6 +72,13 @@ public sealed class SessionStore
 
     /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
     public event Action<StoreEvent>? Changed;
+
+    /// <summary>Optional hook run before a message is created (not replaced); the revert service uses it to clean
+    /// up a reverted session before its next message, as OpenCode's <c>SessionRevert.cleanup</c>.</summary>
+    public ISessionWriteHook? WriteHook { get; set; }
+
+    /// <summary>Optional hook run after each message write (see <see cref="IMessageWrittenHook"/>).</summary>
+    public IMessageWrittenHook? MessageWrittenHook { get; set; }
 
     public StoreLayout Layout { get; }
 
@@ -386,6 +406,27 @@ public sealed class SessionStore
         return list;
     }
 
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
+    /// the message has no part folder, which is the case for every new message.</summary>
+    private string? PartOwner(string messageId)
+    {
+        string dir = Layout.PartDir(messageId);
+        if (!Directory.Exists(dir))
+        {
+            return null;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        {
+            if (TryReadData(file)?["sessionID"] is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+            {
+                return v.GetValue<string>();
+            }
+        }
+
+        return null;
+    }
+
     public static int CompareMessages(JsonObject a, JsonObject b)
     {
         int c = Created(a).CompareTo(Created(b));
@@ -396,7 +437,7 @@ public sealed class SessionStore
     /// session's <c>time.updated</c>, as a new prompt does in OpenCode.</summary>
     public async Task<JsonObject> UpdateMessageAsync(JsonObject info, CancellationToken ct)
     {
-        if (info["id"] is null)
+        if (!info.ContainsKey("id")) // an explicit null is left for validation to refuse (Insert would throw on the existing key)
         {
             info.Insert(0, "id", Identifier.Ascending(Identifier.Message));
         }
@@ -404,12 +445,25 @@ public sealed class SessionStore
         OpenCodeSchema.ValidateMessage(info, "info");
         string sessionId = info["sessionID"]!.GetValue<string>();
         string messageId = info["id"]!.GetValue<string>();
+        if (WriteHook is { } hook && !File.Exists(Layout.MessageFile(sessionId, messageId)))
+        {
+            // Before the lock: the hook takes the session lock itself (locks are not reentrant).
+            await hook.BeforeNewMessageAsync(sessionId, messageId, ct).ConfigureAwait(false);
+        }
+
         JsonObject? touched = null;
         using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
             var (session, projectId) = ReadSession(sessionId);
             string file = Layout.MessageFile(sessionId, messageId);
             bool isNew = !File.Exists(file);
+            if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+            {
+                // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
+                // see (and on delete, remove) the first session's parts.
+                throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+            }
+
             AtomicFile.Write(file, JsJson.ToBytes(info));
             if (isNew)
             {
@@ -427,6 +481,11 @@ public sealed class SessionStore
             Publish("session.updated", new JsonObject { ["info"] = touched.DeepClone() });
         }
 
+        if (MessageWrittenHook is { } written)
+        {
+            await written.AfterMessageWrittenAsync(info, ct).ConfigureAwait(false);
+        }
+
         return info;
     }
 
@@ -434,7 +493,7 @@ public sealed class SessionStore
     /// so a part cannot be slipped under another session's message.</summary>
     public async Task<JsonObject> UpdatePartAsync(JsonObject part, string? delta, CancellationToken ct)
     {
-        if (part["id"] is null)
+        if (!part.ContainsKey("id")) // likewise: an explicit null is refused, not replaced
         {
             part.Insert(0, "id", Identifier.Ascending(Identifier.Part));
         }

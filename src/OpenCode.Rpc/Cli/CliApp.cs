@@ -26,6 +26,9 @@ public static class CliApp
         root.Options.Add(DirectoryOption);
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(SessionCommands.Create());
+        root.Subcommands.Add(TransferCommands.CreateExport());
+        root.Subcommands.Add(TransferCommands.CreateImport());
+        root.Subcommands.Add(ShareServerCommand.Create());
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
 

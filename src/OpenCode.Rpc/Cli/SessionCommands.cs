@@ -12,12 +12,13 @@ namespace OpenCode.Rpc.Cli;
 /// <summary><c>session list</c> and <c>session delete</c>, with OpenCode's output.</summary>
 public static class SessionCommands
 {
-    /// <summary>OpenCode shows at most this many rows unless <c>-n</c> says otherwise.</summary>
-    public const int DefaultMaxCount = 100;
+    /// <summary>Minimum column widths of 1.1.65's table (<c>formatSessionTable</c>).</summary>
+    private const int MinIdWidth = 20;
+    private const int MinTitleWidth = 25;
 
     public static Command Create()
     {
-        var maxCount = new Option<int?>("--max-count", "-n") { Description = "limit to N most recent sessions" };
+        var maxCount = new Option<double?>("--max-count", "-n") { Description = "limit to N most recent sessions" };
         var format = new Option<string>("--format") { Description = "output format", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "json");
         var list = new Command("list", "list sessions") { maxCount, format };
@@ -25,8 +26,12 @@ public static class SessionCommands
         {
             var store = OpenStore(pr);
             var project = ProjectResolver.Resolve(CliApp.ProjectDir(pr));
-            int n = pr.GetValue(maxCount) ?? DefaultMaxCount;
-            var sessions = store.ListSessions(project.Id, new SessionListQuery(Limit: n, Roots: true, IncludeArchived: true));
+            var sessions = Cap(store.ListSessions(project.Id, new SessionListQuery(Roots: true, IncludeArchived: true)), pr.GetValue(maxCount));
+            if (sessions.Count == 0)
+            {
+                return Task.FromResult(0); // 1.1.65 prints nothing at all, not even "[]"
+            }
+
             string text = pr.GetValue(format) == "json" ? Json(sessions) : Table(sessions, DateTimeOffset.Now);
             WriteStdout(text);
             return Task.FromResult(0);
@@ -46,6 +51,20 @@ public static class SessionCommands
         return new Command("session", "manage sessions") { list, delete };
     }
 
+    /// <summary>1.1.65 applies <c>-n</c> as <c>sessions.slice(0, n)</c> when n is truthy: no cap by default or
+    /// for 0, the first n for n &gt; 0, all but the last |n| for n &lt; 0, and a fraction truncated toward zero.
+    /// (The 100-row default cap belongs to later releases.)</summary>
+    public static IReadOnlyList<JsonObject> Cap(IReadOnlyList<JsonObject> sessions, double? n)
+    {
+        if (n is not double d || d == 0 || double.IsNaN(d))
+        {
+            return sessions;
+        }
+
+        double end = d < 0 ? Math.Max(0, sessions.Count + Math.Truncate(d)) : Math.Min(sessions.Count, Math.Truncate(d));
+        return sessions.Take((int)end).ToList();
+    }
+
     internal static SessionStore OpenStore(ParseResult pr) =>
         new(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m));
 
@@ -58,8 +77,8 @@ public static class SessionCommands
             return string.Empty;
         }
 
-        int idW = Math.Max("Session ID".Length, sessions.Max(s => Str(s, "id").Length));
-        int titleW = Math.Max("Title".Length, sessions.Max(s => Str(s, "title").Length));
+        int idW = Math.Max(MinIdWidth, sessions.Max(s => Str(s, "id").Length));
+        int titleW = Math.Max(MinTitleWidth, sessions.Max(s => Str(s, "title").Length));
         var sb = new StringBuilder();
         string header = "Session ID".PadRight(idW) + "  " + "Title".PadRight(titleW) + "  " + "Updated";
         sb.Append(header).Append('\n');

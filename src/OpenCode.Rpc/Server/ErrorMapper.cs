@@ -26,6 +26,11 @@ public static class ErrorMapper
         ErrorKind.RevertConflict => ErrorCodes.RevertConflict,
         ErrorKind.PathOutsideProject => ErrorCodes.PathOutsideProject,
         ErrorKind.Unsupported => ErrorCodes.Unsupported,
+        ErrorKind.ShareNotFound => ErrorCodes.ShareNotFound,
+        ErrorKind.FetchFailed => ErrorCodes.FetchFailed,
+        ErrorKind.CompactionNoProgress => ErrorCodes.CompactionNoProgress,
+        ErrorKind.SummarizerFailed => ErrorCodes.SummarizerFailed,
+        ErrorKind.ShareDisabled => ErrorCodes.ShareDisabled,
         _ => ErrorCodes.InternalError,
     };
 

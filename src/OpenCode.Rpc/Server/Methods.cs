@@ -25,6 +25,29 @@ public static class Methods
     public const string MessageRemove = "message/remove";
     public const string PartUpdate = "part/update";
     public const string PartRemove = "part/remove";
+
+    public const string SessionExport = "session/export";
+    public const string SessionImport = "session/import";
+    public const string SessionImportDatabase = "session/importDatabase";
+    public const string Progress = "$/progress";
+
+    public const string SessionRevert = "session/revert";
+    public const string SessionUnrevert = "session/unrevert";
+    public const string SessionUndo = "session/undo";
+    public const string SessionRedo = "session/redo";
+    public const string SessionDiff = "session/diff";
+    public const string SnapshotTrack = "snapshot/track";
+    public const string StepStart = "step/start";
+    public const string StepFinish = "step/finish";
+    public const string SessionContext = "session/context";
+    public const string SessionCompact = "session/compact";
+    public const string SessionUncompact = "session/uncompact";
+    public const string SessionPrune = "session/prune";
+
+    /// <summary>Server → client request: the client's own model writes a compaction summary.</summary>
+    public const string CompactionSummarize = "compaction/summarize";
+    public const string SessionShare = "session/share";
+    public const string SessionUnshare = "session/unshare";
 }
 
 /// <summary>Server → client notifications, named like OpenCode's bus events (reference §9).</summary>
@@ -37,10 +60,16 @@ public static class Notifications
     public const string MessageRemoved = "message.removed";
     public const string MessagePartUpdated = "message.part.updated";
     public const string MessagePartRemoved = "message.part.removed";
+    public const string SessionDiff = "session.diff";
+
+    /// <summary>LSP's work-done progress, sent while a long request runs when the client passed a workDoneToken.</summary>
+    public const string Progress = Methods.Progress;
+    public const string SessionCompacted = "session.compacted";
 
     public static readonly IReadOnlyList<string> All =
     [
         SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
+        SessionDiff, SessionCompacted, Progress,
     ];
 }
 
@@ -66,4 +95,9 @@ public static class ErrorCodes
     public const int RevertConflict = -32121;
     public const int PathOutsideProject = -32122;
     public const int Unsupported = -32130;
+    public const int ShareNotFound = -32150;
+    public const int FetchFailed = -32151;
+    public const int CompactionNoProgress = -32140;
+    public const int SummarizerFailed = -32141;
+    public const int ShareDisabled = -32152;
 }

@@ -25,6 +25,7 @@ internal static partial class ParamsBinder
             throw new InvalidInputException("params", "must be an object with named fields", "Invalid params: send an object with named fields, not " + Kind(p.ValueKind) + ".");
         }
 
+        RejectDuplicateKeys(p, string.Empty);
         try
         {
             return p.Deserialize(info) ?? throw new InvalidInputException("params", "must be an object");
@@ -32,6 +33,37 @@ internal static partial class ParamsBinder
         catch (JsonException ex)
         {
             throw Translate(ex, info);
+        }
+    }
+
+    /// <summary>A key given twice is refused, as the store refuses it in files: the binder would silently keep the
+    /// last one for a record and throw a bare ArgumentException for a JsonObject field (an internal error).</summary>
+    private static void RejectDuplicateKeys(JsonElement e, string at)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                HashSet<string>? seen = null;
+                foreach (var prop in e.EnumerateObject())
+                {
+                    string field = at.Length == 0 ? prop.Name : at + "." + prop.Name;
+                    if (!(seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(prop.Name))
+                    {
+                        throw new InvalidInputException(field, "is given more than once", $"Invalid {field}: the key appears more than once.");
+                    }
+
+                    RejectDuplicateKeys(prop.Value, field);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray())
+                {
+                    RejectDuplicateKeys(item, $"{(at.Length == 0 ? "params" : at)}[{i++}]");
+                }
+
+                break;
         }
     }
 

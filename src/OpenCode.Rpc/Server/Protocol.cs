@@ -156,6 +156,14 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(IReadOnlyList<SearchHitResult>))]
 [JsonSerializable(typeof(SessionTreeResult))]
 [JsonSerializable(typeof(IReadOnlyList<MessageResult>))]
+[JsonSerializable(typeof(SessionExportParams))]
+[JsonSerializable(typeof(SessionExportResult))]
+[JsonSerializable(typeof(SessionImportParams))]
+[JsonSerializable(typeof(SessionImportResult))]
+[JsonSerializable(typeof(SessionImportDatabaseParams))]
+[JsonSerializable(typeof(SessionImportDatabaseResult))]
+[JsonSerializable(typeof(SessionShareParams))]
+[JsonSerializable(typeof(SessionUnshareParams))]
 [JsonSerializable(typeof(JsonObject))]
 [JsonSerializable(typeof(JsonNode))]
 [JsonSerializable(typeof(JsonArray))]
@@ -166,6 +174,25 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
 [JsonSerializable(typeof(long))]
+// Revert (RevertProtocol.cs). The STJ source generator does not merge [JsonSerializable] lists spread over
+// several partial declarations (CS8785: duplicate hint name for a shared type such as bool), so they live here.
+[JsonSerializable(typeof(RevertParams))]
+[JsonSerializable(typeof(RevertSessionParams))]
+[JsonSerializable(typeof(SessionDiffParams))]
+[JsonSerializable(typeof(StepStartParams))]
+[JsonSerializable(typeof(StepFinishParams))]
+[JsonSerializable(typeof(RevertResult))]
+[JsonSerializable(typeof(TrackResult))]
+[JsonSerializable(typeof(StepFinishResult))]
 [JsonSerializable(typeof(CommonErrorData))] // required: error.data of every exception reply (STACK.md pitfall 5)
 [JsonSerializable(typeof(StreamJsonRpc.RequestId))] // required: $/cancelRequest params
+// Compaction (Server/CompactionProtocol.cs)
+[JsonSerializable(typeof(SessionCompactParams))]
+[JsonSerializable(typeof(SessionUncompactParams))]
+[JsonSerializable(typeof(SessionContextResult))]
+[JsonSerializable(typeof(CompactResult))]
+[JsonSerializable(typeof(UncompactResult))]
+[JsonSerializable(typeof(PruneResult))]
+[JsonSerializable(typeof(ClientSummarizeParams))]
+[JsonSerializable(typeof(ClientSummarizeResult))]
 public sealed partial class ProtocolJsonContext : JsonSerializerContext;

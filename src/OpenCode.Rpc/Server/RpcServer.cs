@@ -56,6 +56,10 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<SessionTarget>(), new SessionTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<MessageTarget>(), new MessageTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TreeTarget>(), new TreeTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<TransferTarget>(), new TransferTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<RevertTarget>(), new RevertTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<CompactionTarget>(), new CompactionTarget(ctx), null);
+        rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<ShareTarget>(), new ShareTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc);
     }
@@ -64,6 +68,7 @@ public sealed class RpcServer : IDisposable
     {
         Context.Watcher?.Dispose();
         Rpc.Dispose();
+        Context.Share.Dispose();
     }
 
     /// <summary>Every method name this server serves, read from the targets' attributes.</summary>
@@ -71,6 +76,10 @@ public sealed class RpcServer : IDisposable
         .Concat(NamesOf<SessionTarget>())
         .Concat(NamesOf<MessageTarget>())
         .Concat(NamesOf<TreeTarget>())
+        .Concat(NamesOf<TransferTarget>())
+        .Concat(NamesOf<RevertTarget>())
+        .Concat(NamesOf<CompactionTarget>())
+        .Concat(NamesOf<ShareTarget>())
         .ToHashSet(StringComparer.Ordinal);
 
     private static IEnumerable<string> NamesOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] T>() =>

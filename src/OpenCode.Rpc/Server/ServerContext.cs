@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Share;
 using OpenCode.Rpc.Core.Storage;
 using PolyType;
 using StreamJsonRpc;
@@ -11,8 +12,9 @@ namespace OpenCode.Rpc.Server;
 /// <param name="DataDir">The data dir (default <c>$XDG_DATA_HOME/opencode</c>).</param>
 /// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
+/// <param name="ConfigDir">The global OpenCode config dir; null: <c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>.</param>
 /// <param name="WatchStore">Report store changes made by other processes as notifications (<see cref="StoreWatcher"/>).</param>
-public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, bool WatchStore = false)
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null, bool WatchStore = false)
 {
     public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
 
@@ -37,6 +39,7 @@ public sealed class ServerContext
         Forks = new ForkService(Store);
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
+        Share = new ShareService(Store, () => ShareSettings.Read(project?.Directory ?? options.DefaultDirectory, project?.Worktree), log);
         if (options.WatchStore)
         {
             try
@@ -65,6 +68,10 @@ public sealed class ServerContext
     public TreeService Tree { get; }
 
     public SearchService Search { get; }
+
+    /// <summary>Set by the compaction target; step/finish calls its <c>AfterStepFinishAsync</c>.</summary>
+    public Core.Compaction.CompactionService? Compaction { get; set; }
+    public ShareService Share { get; }
 
     // Hidden from PolyType: the targets' constructors take this context, and shaping JsonRpc breaks NativeAOT.
     [PropertyShape(Ignore = true)]

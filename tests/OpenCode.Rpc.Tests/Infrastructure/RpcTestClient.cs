@@ -213,7 +213,8 @@ public sealed class InProcServer : RpcTestClient
         : base(dirs)
     {
         var (s, c) = FullDuplexStream.CreatePair();
-        server = RpcServer.Start(s, s, options ?? new ServerOptions(dirs.DataDir, dirs.ProjectDir), m => { lock (log) { log.Add(m); } });
+        // A temp global config dir: a test must never read the real ~/.config/opencode.
+        server = RpcServer.Start(s, s, options ?? new ServerOptions(dirs.DataDir, dirs.ProjectDir, ConfigDir: dirs.ConfigDir), m => { lock (log) { log.Add(m); } });
         Attach(c, c);
     }
 
@@ -269,7 +270,7 @@ public sealed class ProcessServer : RpcTestClient
         : base(dirs)
     {
         this.output = output;
-        var psi = SidecarStartInfo(["serve", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, .. extraArgs]);
+        var psi = SidecarStartInfo(["serve", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, .. (extraArgs.Contains("--config-dir") ? [] : new[] { "--config-dir", dirs.ConfigDir }), .. extraArgs]);
         process = Process.Start(psi)!;
         process.ErrorDataReceived += (_, e) =>
         {

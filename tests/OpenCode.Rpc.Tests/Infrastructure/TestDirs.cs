@@ -26,6 +26,9 @@ public sealed class TestDirs : IDisposable
 
     public string Storage => Path.Combine(DataDir, "storage");
 
+    /// <summary>The global OpenCode config dir servers started by tests use (empty unless a test writes to it).</summary>
+    public string ConfigDir => Path.Combine(Root, "config");
+
     /// <summary>Makes <paramref name="dir"/> a git repo with one commit; returns the commit sha (the project id).</summary>
     public static string InitGitRepo(string dir, string file = "README.md", string content = "hello\n")
     {

@@ -1,0 +1,162 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace OpenCode.Rpc.Core.Config;
+
+/// <summary>Where config files are looked for. Injectable so tests never read the real home.</summary>
+/// <param name="GlobalDir">The global config dir (<c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>,
+/// else <c>~/.config/opencode</c>). Null means "no global config".</param>
+public sealed record ConfigLocations(string? GlobalDir)
+{
+    /// <summary>The locations OpenCode itself uses, from the environment.</summary>
+    public static ConfigLocations FromEnvironment()
+    {
+        string? explicitDir = Environment.GetEnvironmentVariable("OPENCODE_CONFIG_DIR");
+        if (!string.IsNullOrEmpty(explicitDir) && Path.IsPathRooted(explicitDir))
+        {
+            return new ConfigLocations(explicitDir);
+        }
+
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+        string root = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg)
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
+        return new ConfigLocations(Path.Combine(root, "opencode"));
+    }
+}
+
+/// <summary>A config file that exists but is not valid JSONC. Names the file and the position.</summary>
+public sealed class ConfigInvalidException(string path, string reason, Exception? inner = null)
+    : OpenCodeException(ErrorKind.InvalidInput, $"The config file {path} is not valid JSON: {reason}", inner)
+{
+    public string Path { get; } = path;
+
+    public override IReadOnlyDictionary<string, object?> Details => new Dictionary<string, object?> { ["field"] = "config", ["path"] = Path, ["reason"] = Message };
+}
+
+/// <summary>
+/// OpenCode's <c>opencode.json</c> / <c>opencode.jsonc</c> (reference §11): the global file merged with the
+/// project's, the project winning. Comments and trailing commas are allowed, as OpenCode's JSONC parser does.
+/// Only the keys we act on are typed; <see cref="Raw"/> keeps the whole merged object so other features
+/// (share, compaction, enterprise.url) read their own keys from one place.
+/// </summary>
+public sealed class OpenCodeConfig
+{
+    private static readonly string[] FileNames = ["config.json", "opencode.json", "opencode.jsonc"];
+
+    private static readonly JsonDocumentOptions Options = new()
+    {
+        AllowTrailingCommas = true,
+        CommentHandling = JsonCommentHandling.Skip,
+        MaxDepth = 64,
+    };
+
+    private OpenCodeConfig(JsonObject raw, IReadOnlyList<string> sources)
+    {
+        Raw = raw;
+        Sources = sources;
+    }
+
+    public static OpenCodeConfig Empty { get; } = new(new JsonObject(), []);
+
+    /// <summary>The merged config: later files override earlier ones key by key (objects merge deeply).</summary>
+    public JsonObject Raw { get; }
+
+    /// <summary>The files that were read, in merge order.</summary>
+    public IReadOnlyList<string> Sources { get; }
+
+    /// <summary><c>"snapshot": false</c> turns file snapshots (and so file undo) off. Default on.</summary>
+    public bool Snapshot => Raw["snapshot"] is not JsonValue v || v.GetValueKind() != JsonValueKind.False;
+
+    /// <summary>Loads the global config, then the project's files from the worktree root down to
+    /// <paramref name="directory"/> (a deeper file wins, as OpenCode's findUp order gives).</summary>
+    public static OpenCodeConfig Load(ConfigLocations locations, string directory, string? worktree)
+    {
+        var merged = new JsonObject();
+        var sources = new List<string>();
+        if (locations.GlobalDir is { } global)
+        {
+            foreach (var name in FileNames)
+            {
+                MergeFile(Path.Combine(global, name), merged, sources);
+            }
+        }
+
+        foreach (var dir in ProjectDirs(directory, worktree))
+        {
+            foreach (var name in FileNames.Skip(1))
+            {
+                MergeFile(Path.Combine(dir, name), merged, sources);
+            }
+        }
+
+        return new OpenCodeConfig(merged, sources);
+    }
+
+    /// <summary>Parses JSONC text into an object.</summary>
+    public static JsonObject Parse(string text, string path)
+    {
+        try
+        {
+            return JsonNode.Parse(text, documentOptions: Options) as JsonObject
+                ?? throw new ConfigInvalidException(path, "the top level is not an object");
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigInvalidException(path, ex.Message, ex);
+        }
+    }
+
+    private static IEnumerable<string> ProjectDirs(string directory, string? worktree)
+    {
+        string dir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        string? stop = worktree is null or "/" ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(worktree));
+        var chain = new List<string>();
+        for (string? d = dir; d is not null; d = Path.GetDirectoryName(d))
+        {
+            chain.Add(d);
+            if (stop is null || string.Equals(d, stop, StringComparison.Ordinal))
+            {
+                break; // outside git only the directory itself counts, as OpenCode's findUp stops at the worktree "/"
+            }
+        }
+
+        chain.Reverse();
+        return chain;
+    }
+
+    private static void MergeFile(string path, JsonObject into, List<string> sources)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+
+        MergeDeep(into, Parse(text, path));
+        sources.Add(path);
+    }
+
+    private static void MergeDeep(JsonObject target, JsonObject source)
+    {
+        foreach (var (key, value) in source.ToList())
+        {
+            if (value is JsonObject so && target[key] is JsonObject to)
+            {
+                MergeDeep(to, so);
+            }
+            else
+            {
+                target[key] = value?.DeepClone();
+            }
+        }
+    }
+}

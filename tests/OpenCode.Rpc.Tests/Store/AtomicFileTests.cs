@@ -1,0 +1,100 @@
+using System.Text;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Tests.Infrastructure;
+
+namespace OpenCode.Rpc.Tests.Store;
+
+public sealed class AtomicFileTests
+{
+    [Fact]
+    public void Write_CreatesFoldersAndReplacesTheFile_LeavingNoTempBehind()
+    {
+        using var dirs = new TestDirs();
+        string target = Path.Combine(dirs.Root, "a", "b", "c.json");
+        AtomicFile.Write(target, "{\"v\":1}"u8);
+        AtomicFile.Write(target, "{\"v\":2}"u8);
+        for (int i = 0; i < 20; i++)
+        {
+            AtomicFile.Write(target, Encoding.UTF8.GetBytes($"{{\"v\":{i}}}"));
+        }
+
+        Assert.Equal("{\"v\":19}", File.ReadAllText(target));
+        Assert.Equal(["c.json"], Directory.GetFiles(Path.GetDirectoryName(target)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task ConcurrentWritersToOneFile_LeaveOneWholeVersion_AndNoTemp()
+    {
+        using var dirs = new TestDirs();
+        string target = Path.Combine(dirs.Root, "x.json");
+        var payloads = Enumerable.Range(0, 8).Select(i => Encoding.UTF8.GetBytes(new string((char)('a' + i), 100_000))).ToArray();
+        await Task.WhenAll(payloads.Select(p => Task.Run(() =>
+        {
+            for (int k = 0; k < 10; k++)
+            {
+                AtomicFile.Write(target, p, durable: false);
+            }
+        })));
+        Assert.Contains(payloads, p => p.AsSpan().SequenceEqual(File.ReadAllBytes(target)));
+        Assert.Single(Directory.GetFiles(dirs.Root));
+    }
+
+    [Fact]
+    public void CleanStaleTemps_RemovesOldTemps_KeepsFreshTempsAndData()
+    {
+        using var dirs = new TestDirs();
+        string dir = Path.Combine(dirs.Storage, "session", "global");
+        Directory.CreateDirectory(dir);
+        string stale = Path.Combine(dir, "ses_a.json.123.abc" + AtomicFile.TempSuffix);
+        string fresh = Path.Combine(dir, "ses_b.json.456.def" + AtomicFile.TempSuffix);
+        string data = Path.Combine(dir, "ses_c.json");
+        File.WriteAllText(stale, "{");
+        File.WriteAllText(fresh, "{");
+        File.WriteAllText(data, "{}");
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - AtomicFile.StaleTempAge - TimeSpan.FromMinutes(1));
+        File.SetLastWriteTimeUtc(data, DateTime.UtcNow - TimeSpan.FromDays(30));
+
+        Assert.Equal(1, AtomicFile.CleanStaleTemps(dirs.Storage));
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(fresh));
+        Assert.True(File.Exists(data));
+    }
+
+    [Fact]
+    public async Task StoreInitialize_CleansStaleTemps_AndListingIgnoresTemps()
+    {
+        using var dirs = new TestDirs();
+        var warnings = new List<string>();
+        var store = new SessionStore(new StoreLayout(dirs.DataDir), warn: warnings.Add);
+        store.Initialize();
+        var project = ProjectResolver.Resolve(dirs.ProjectDir);
+        var s = await store.CreateSessionAsync(project, "real", null, default);
+        string dir = store.Layout.SessionDir(project.Id);
+        string stale = Path.Combine(dir, "ses_zz.json.1.a" + AtomicFile.TempSuffix);
+        string fresh = Path.Combine(dir, "ses_yy.json.1.b" + AtomicFile.TempSuffix);
+        File.WriteAllText(stale, "{\"id\":\"ses_zz\"");
+        File.WriteAllText(fresh, "{\"id\":\"ses_yy\"");
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
+
+        var second = new SessionStore(new StoreLayout(dirs.DataDir), warn: warnings.Add);
+        second.Initialize();
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(fresh));
+        Assert.Contains(warnings, w => w.Contains("stale temp", StringComparison.Ordinal));
+        var listed = second.ListSessions(project.Id, new SessionListQuery());
+        Assert.Equal([(string)s["id"]!], listed.Select(x => (string)x["id"]!));
+    }
+
+    [Fact]
+    public void Delete_MissingFileIsFine()
+    {
+        using var dirs = new TestDirs();
+        Assert.False(AtomicFile.Delete(Path.Combine(dirs.Root, "nope.json")));
+        string f = Path.Combine(dirs.Root, "yes.json");
+        File.WriteAllText(f, "{}");
+        Assert.True(AtomicFile.Delete(f));
+        Assert.False(File.Exists(f));
+    }
+}

@@ -1,0 +1,129 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Json;
+
+namespace OpenCode.Rpc.Tests.Store;
+
+public sealed class JsJsonTests
+{
+    public static TheoryData<string> FixtureFiles()
+    {
+        var data = new TheoryData<string>();
+        foreach (var f in Directory.EnumerateFiles(Samples.FixtureStorage, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            data.Add(Path.GetRelativePath(Samples.FixtureStorage, f));
+        }
+
+        return data;
+    }
+
+    [Fact]
+    public void FixtureStore_HasTheFilesWeExpect()
+    {
+        // 1 project, 1 session, 5 messages, 12 parts and the migration marker
+        Assert.Equal(20, FixtureFiles().Count);
+    }
+
+    [Theory]
+    [MemberData(nameof(FixtureFiles))]
+    public void FixtureFile_ParsedAndWrittenBack_IsByteIdentical(string relative)
+    {
+        byte[] original = File.ReadAllBytes(Path.Combine(Samples.FixtureStorage, relative));
+        byte[] written = JsJson.ToBytes(JsJson.Parse(original));
+        Assert.Equal(Encoding.UTF8.GetString(original), Encoding.UTF8.GetString(written));
+        Assert.Equal(original, written);
+    }
+
+    [Theory]
+    [InlineData(0.0, "0")]
+    [InlineData(1e21, "1e+21")]
+    [InlineData(1e20, "100000000000000000000")]
+    [InlineData(1.5e-7, "1.5e-7")]
+    [InlineData(0.000001, "0.000001")]
+    [InlineData(0.1, "0.1")]
+    [InlineData(0.1 + 0.2, "0.30000000000000004")]
+    [InlineData(123456789012345680000.0, "123456789012345680000")]
+    [InlineData(1795468724363.0, "1795468724363")]
+    [InlineData(-1.5, "-1.5")]
+    [InlineData(0.0123, "0.0123")]
+    [InlineData(5e-324, "5e-324")]
+    [InlineData(1.7976931348623157e308, "1.7976931348623157e+308")]
+    [InlineData(double.NaN, "null")]
+    [InlineData(double.PositiveInfinity, "null")]
+    public void FormatNumber_MatchesJavaScript(double value, string expected) => Assert.Equal(expected, JsJson.FormatNumber(value));
+
+    [Fact]
+    public void NegativeZero_IsWrittenAs0() => Assert.Equal("0", JsJson.FormatNumber(-0.0));
+
+    [Theory]
+    [InlineData("0", "0")]
+    [InlineData("-0", "0")]
+    [InlineData("1e21", "1e+21")]
+    [InlineData("1.5e-7", "1.5e-7")]
+    [InlineData("0.1", "0.1")]
+    [InlineData("123456789012345680000", "123456789012345680000")]
+    [InlineData("1795468724363", "1795468724363")]
+    [InlineData("1.0", "1")]
+    [InlineData("1E3", "1000")]
+    [InlineData("9007199254740993", "9007199254740992")]
+    [InlineData("-9007199254740993", "-9007199254740992")]
+    [InlineData("100000000000000000000000000000", "1e+29")]
+    public void ParsedNumbers_AreWrittenAsJavaScriptWouldPrintThem(string json, string expected) =>
+        Assert.Equal(expected, JsJson.ToText(JsJson.Parse(json)));
+
+    [Fact]
+    public void Strings_EscapeOnlyWhatJavaScriptEscapes_AndWriteUnicodeRaw()
+    {
+        string s = "q\"b\\s/\u001f\u0000\b\f\n\r\t\u007f é 日本語 😀 \u2028";
+        string expected = "\"q\\\"b\\\\s/\\u001f\\u0000\\b\\f\\n\\r\\t\u007f é 日本語 😀 \u2028\"";
+        Assert.Equal(Encoding.UTF8.GetBytes(expected), JsJson.ToBytes(JsonValue.Create(s)));
+    }
+
+    // Built in code: xunit's theory-data serializer would mangle lone surrogates.
+    [Fact]
+    public void LoneSurrogates_AreEscapedLowercase()
+    {
+        Assert.Equal("\"\\ud800\"", JsJson.ToText(JsonValue.Create("\ud800")));
+        Assert.Equal("\"a\\udc00b\"", JsJson.ToText(JsonValue.Create("a\udc00b")));
+        Assert.Equal("\"\\udbff\\ud800\"", JsJson.ToText(JsonValue.Create("\udbff\ud800")));
+    }
+
+    [Theory]
+    [InlineData("\"\\ud800\"")]
+    [InlineData("{\n  \"t\": \"a\\udc00b\\ud83d\"\n}")]
+    [InlineData("\"\\u00e9\\u65e5\\ud83d\\ude00\"", "\"é日😀\"")]
+    public void EscapedText_RoundTripsAsJavaScriptWouldWriteIt(string json, string? expected = null) =>
+        Assert.Equal(expected ?? json, JsJson.ToText(JsJson.Parse(json)));
+
+    [Fact]
+    public void ObjectsAndArrays_AreIndentedLikeJsonStringifyWith2Spaces_NoTrailingNewline()
+    {
+        var node = JsJson.Parse("{\"b\":1,\"a\":{},\"c\":[],\"d\":[1,{\"x\":null}],\"e\":true}");
+        const string expected = "{\n  \"b\": 1,\n  \"a\": {},\n  \"c\": [],\n  \"d\": [\n    1,\n    {\n      \"x\": null\n    }\n  ],\n  \"e\": true\n}";
+        Assert.Equal(expected, JsJson.ToText(node));
+    }
+
+    [Theory]
+    [InlineData("{\"a\":1,\"a\":2}")]
+    [InlineData("{\"x\":{\"a\":1,\"b\":2,\"a\":3}}")]
+    [InlineData("[{\"id\":\"ses_a\",\"id\":\"ses_b\"}]")]
+    public void DuplicateKeys_AreRejected(string json)
+    {
+        Assert.ThrowsAny<JsonException>(() => JsJson.Parse(json));
+    }
+
+    [Theory]
+    [InlineData("{not json")]
+    [InlineData("")]
+    [InlineData("{\"a\":1,}")]
+    [InlineData("// c\n{}")]
+    public void MalformedJson_IsAJsonException(string json) => Assert.ThrowsAny<JsonException>(() => JsJson.Parse(json));
+
+    [Fact]
+    public void InvalidUtf8_IsAJsonException()
+    {
+        Assert.ThrowsAny<JsonException>(() => JsJson.Parse(new byte[] { (byte)'"', 0xFF, 0xFE, (byte)'"' }));
+        Assert.ThrowsAny<JsonException>(() => JsJson.Parse([.. "{\"id\":\"ses_a\",\"title\":\""u8, 0xC3, 0x28, .. "\"}"u8]));
+    }
+}
