@@ -10,6 +10,7 @@ namespace OpenCode.Rpc.Core.Storage;
 public sealed class BulkWriter
 {
     private readonly List<string> written = [];
+    private readonly List<(string Temp, string Path)> pending = [];
     private readonly HashSet<string> createdDirs = new(StringComparer.Ordinal);
 
     public void Write(string path, ReadOnlySpan<byte> bytes)
@@ -21,21 +22,37 @@ public sealed class BulkWriter
             createdDirs.Add(dir);
         }
 
-        using (var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+        // Under a temp name until Flush: a SIGKILL between create and write must not leave an empty (or short)
+        // *.json at the final name, which every later reader of the store (OpenCode's own JSON-to-SQLite migration
+        // included) would trip on. The soak driver found exactly that.
+        string tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{AtomicFile.TempSuffix}";
+        using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None))
         {
             fs.Write(bytes);
         }
 
-        written.Add(path);
+        pending.Add((tmp, path));
     }
 
-    /// <summary>Makes every file written so far durable.</summary>
-    public void Flush(string anyDirOnTheFileSystem) => Native.SyncFileSystem(anyDirOnTheFileSystem);
+    /// <summary>Makes every file written so far durable: one syncfs for the contents, the renames to the final
+    /// names, one syncfs for the renames.</summary>
+    public void Flush(string anyDirOnTheFileSystem)
+    {
+        Native.SyncFileSystem(anyDirOnTheFileSystem);
+        foreach (var (tmp, path) in pending)
+        {
+            File.Move(tmp, path, overwrite: true);
+            written.Add(path);
+        }
+
+        pending.Clear();
+        Native.SyncFileSystem(anyDirOnTheFileSystem);
+    }
 
     /// <summary>Removes every file and folder this writer created (after a failure).</summary>
     public void Rollback()
     {
-        foreach (var f in written)
+        foreach (var f in written.Concat(pending.Select(p => p.Temp)))
         {
             try
             {

@@ -17,14 +17,19 @@ public static class ServeCommand
         {
             Description = "global OpenCode config dir (default: $OPENCODE_CONFIG_DIR, else $XDG_CONFIG_HOME/opencode, else ~/.config/opencode)",
         };
-        var cmd = new Command("serve", "speak JSON-RPC 2.0 over stdin/stdout (LSP framing)") { maxFrame, configDir };
+        var watch = new Option<bool>("--watch-store")
+        {
+            Description = "notify the client of store changes made by other processes (another sidecar, OpenCode)",
+            DefaultValueFactory = _ => true,
+        };
+        var cmd = new Command("serve", "speak JSON-RPC 2.0 over stdin/stdout (LSP framing)") { maxFrame, configDir, watch };
         cmd.SetAction(async (pr, ct) =>
         {
             // stdout is the wire. Anything that writes to Console.Out by mistake goes to stderr instead.
             var stdout = Console.OpenStandardOutput();
             var stdin = Console.OpenStandardInput();
             Console.SetOut(Console.Error);
-            var options = new ServerOptions(CliApp.DataDir(pr), CliApp.ProjectDir(pr), pr.GetValue(maxFrame), pr.GetValue(configDir));
+            var options = new ServerOptions(CliApp.DataDir(pr), CliApp.ProjectDir(pr), pr.GetValue(maxFrame), pr.GetValue(configDir), pr.GetValue(watch));
             using var server = RpcServer.Start(stdout, stdin, options, CliApp.Log);
             try
             {

@@ -48,7 +48,7 @@ public sealed class RpcServer : IDisposable
     public static RpcServer Start(Stream sending, Stream receiving, ServerOptions options, Action<string> log)
     {
         var ctx = new ServerContext(options, log);
-        var handler = new HeaderDelimitedMessageHandler(sending, receiving, CreateFormatter());
+        var handler = new LspMessageHandler(sending, receiving, CreateFormatter(), options.MaxFrameBytes, log);
         var rpc = new OpenCodeJsonRpc(handler, ctx);
         ctx.Rpc = rpc;
         // FromShape: target metadata from PolyType's source generator, so the server also works under NativeAOT.
@@ -66,6 +66,7 @@ public sealed class RpcServer : IDisposable
 
     public void Dispose()
     {
+        Context.Watcher?.Dispose();
         Rpc.Dispose();
         Context.Share.Dispose();
     }
@@ -95,6 +96,11 @@ public sealed class RpcServer : IDisposable
         protected override ValueTask<JsonRpcMessage> DispatchRequestAsync(JsonRpcRequest request, TargetMethod targetMethod, CancellationToken cancellationToken)
         {
             string method = request.Method ?? string.Empty;
+            if (request.IsResponseExpected && method is Methods.Initialized or Methods.Exit or Methods.CancelRequest)
+            {
+                return ValueTask.FromResult(Error(request, ErrorCodes.InvalidRequest, $"{method} is a notification: send it without an id.", "InvalidRequest"));
+            }
+
             if (!ctx.Initialized && method is not (Methods.Initialize or Methods.Exit or Methods.Shutdown))
             {
                 return ValueTask.FromResult(Error(request, ErrorCodes.ServerNotInitialized, $"The server is not initialized: send initialize before {method}.", "ServerNotInitialized"));

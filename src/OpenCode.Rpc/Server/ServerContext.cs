@@ -13,7 +13,8 @@ namespace OpenCode.Rpc.Server;
 /// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
 /// <param name="ConfigDir">The global OpenCode config dir; null: <c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>.</param>
-public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null)
+/// <param name="WatchStore">Report store changes made by other processes as notifications (<see cref="StoreWatcher"/>).</param>
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null, bool WatchStore = false)
 {
     public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
 
@@ -39,7 +40,22 @@ public sealed class ServerContext
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
         Share = new ShareService(Store, () => ShareSettings.Read(project?.Directory ?? options.DefaultDirectory, project?.Worktree), log);
+        if (options.WatchStore)
+        {
+            try
+            {
+                Watcher = new StoreWatcher(Store, e => Notify(e.Type, e.Properties), m => log("warning: " + m));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                log($"warning: not watching the store for other processes' changes: {ex.Message}");
+            }
+        }
     }
+
+    /// <summary>Watches the store for other processes' changes; null unless <see cref="ServerOptions.WatchStore"/>.</summary>
+    [PropertyShape(Ignore = true)]
+    public StoreWatcher? Watcher { get; }
 
     public ServerOptions Options { get; }
 

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Storage;
+
+namespace OpenCode.Rpc.Core.Sessions;
+
+/// <summary>
+/// Notices store changes made by another process (a second sidecar, OpenCode itself) and raises the same events
+/// <see cref="SessionStore"/> raises for its own writes: <c>session.updated {info}</c>, <c>message.updated {info}</c>,
+/// <c>message.part.updated {part}</c>. Changes are debounced (a burst of file events for one file gives one event) and
+/// deduplicated against this process's own writes and against what was already reported (by a hash of the object).
+/// Deletions are not reported (a deleted file has nothing left to read); temp files are never read.
+/// </summary>
+public sealed class StoreWatcher : IDisposable
+{
+    private readonly StoreLayout layout;
+    private readonly Action<StoreEvent> raise;
+    private readonly Action<string> warn;
+    private readonly TimeSpan debounce;
+    private readonly ConcurrentDictionary<string, string> known = new(StringComparer.Ordinal); // object id -> hash last seen
+    private readonly ConcurrentDictionary<string, byte> dirty = new(StringComparer.Ordinal);
+    private readonly FileSystemWatcher watcher;
+    private readonly Timer timer;
+    private int scheduled;
+
+    public StoreWatcher(SessionStore store, Action<StoreEvent> raise, Action<string> warn, TimeSpan? debounce = null)
+    {
+        layout = store.Layout;
+        this.raise = raise;
+        this.warn = warn;
+        this.debounce = debounce ?? TimeSpan.FromMilliseconds(100);
+        store.Changed += Remember;
+        Directory.CreateDirectory(layout.Storage);
+        timer = new Timer(_ => Drain());
+        watcher = new FileSystemWatcher(layout.Storage)
+        {
+            IncludeSubdirectories = true,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.DirectoryName,
+            InternalBufferSize = 64 * 1024,
+        };
+        watcher.Created += (_, e) => Touch(e.FullPath);
+        watcher.Changed += (_, e) => Touch(e.FullPath);
+        // Our own writes land by renaming a temp file named with our pid (AtomicFile, BulkWriter): skip those
+        // exactly, including a fork's thousands of bulk-written files that raise no store event of their own.
+        string ownTemp = $".{Environment.ProcessId}.";
+        watcher.Renamed += (_, e) =>
+        {
+            if (!(AtomicFile.IsTemp(e.OldFullPath) && Path.GetFileName(e.OldFullPath).Contains(ownTemp, StringComparison.Ordinal)))
+            {
+                Touch(e.FullPath);
+            }
+        };
+        watcher.Error += (_, e) => warn($"store watcher: {e.GetException().Message}");
+        watcher.EnableRaisingEvents = true;
+    }
+
+    /// <summary>Records an object this process wrote, so the file event it causes is not reported again.</summary>
+    private void Remember(StoreEvent e)
+    {
+        if ((e.Properties["info"] ?? e.Properties["part"]) is JsonObject o && o["id"]?.GetValue<string>() is { } id)
+        {
+            known[id] = Hash(o);
+        }
+    }
+
+    private static string Hash(JsonObject o) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(o.ToJsonString())));
+
+    private void Touch(string path)
+    {
+        if (!path.EndsWith(".json", StringComparison.Ordinal) || AtomicFile.IsTemp(path))
+        {
+            return;
+        }
+
+        dirty[path] = 0;
+        if (Interlocked.Exchange(ref scheduled, 1) == 0)
+        {
+            timer.Change(debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void Drain()
+    {
+        Interlocked.Exchange(ref scheduled, 0);
+        foreach (var path in dirty.Keys.Order(StringComparer.Ordinal).ToList())
+        {
+            dirty.TryRemove(path, out _);
+            try
+            {
+                Report(path);
+            }
+            catch (Exception ex)
+            {
+                warn($"store watcher: {path}: {ex.Message}");
+            }
+        }
+    }
+
+    private void Report(string path)
+    {
+        string rel = Path.GetRelativePath(layout.Storage, path);
+        string kind = rel.Split(Path.DirectorySeparatorChar)[0];
+        string type;
+        string key;
+        switch (kind)
+        {
+            case "session":
+                (type, key) = ("session.updated", "info");
+                break;
+            case "message":
+                (type, key) = ("message.updated", "info");
+                break;
+            case "part":
+                (type, key) = ("message.part.updated", "part");
+                break;
+            default:
+                return;
+        }
+
+        JsonObject? o;
+        try
+        {
+            o = SessionStore.ReadObject(path);
+        }
+        catch (StoreCorruptException ex)
+        {
+            warn($"store watcher: skipping {ex.Message}");
+            return;
+        }
+
+        if (o?["id"]?.GetValue<string>() is not { } id)
+        {
+            return;
+        }
+
+        string hash = Hash(o);
+        if (known.TryGetValue(id, out var seen) && seen == hash)
+        {
+            return; // our own write, or already reported
+        }
+
+        known[id] = hash;
+        raise(new StoreEvent(type, new JsonObject { [key] = o }));
+    }
+
+    public void Dispose()
+    {
+        watcher.Dispose();
+        timer.Dispose();
+    }
+}
