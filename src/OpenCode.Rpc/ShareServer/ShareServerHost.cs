@@ -153,21 +153,8 @@ public sealed class ShareServerHost : IAsyncDisposable
 
     private async Task SyncAsync(HttpContext c)
     {
-        var share = await FindAsync(c).ConfigureAwait(false);
-        if (share is null)
+        if (await AuthorizeAsync(c).ConfigureAwait(false) is not var (share, body))
         {
-            return;
-        }
-
-        var body = await ReadObjectAsync(c).ConfigureAwait(false);
-        if (body is null)
-        {
-            return;
-        }
-
-        if (!ShareServerStore.SecretMatches(share, body["secret"] is JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : null))
-        {
-            await ErrorAsync(c, 403, "wrong secret").ConfigureAwait(false);
             return;
         }
 
@@ -188,21 +175,8 @@ public sealed class ShareServerHost : IAsyncDisposable
 
     private async Task DeleteAsync(HttpContext c)
     {
-        var share = await FindAsync(c).ConfigureAwait(false);
-        if (share is null)
+        if (await AuthorizeAsync(c).ConfigureAwait(false) is not var (share, body))
         {
-            return;
-        }
-
-        var body = await ReadObjectAsync(c).ConfigureAwait(false);
-        if (body is null)
-        {
-            return;
-        }
-
-        if (!ShareServerStore.SecretMatches(share, body["secret"] is JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : null))
-        {
-            await ErrorAsync(c, 403, "wrong secret").ConfigureAwait(false);
             return;
         }
 
@@ -239,6 +213,31 @@ public sealed class ShareServerHost : IAsyncDisposable
         c.Response.Headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'";
         c.Response.ContentLength = bytes.Length;
         await c.Response.Body.WriteAsync(bytes, c.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>The share named by the route and the request body, when the body's secret is the share's; otherwise the
+    /// error (404, 400 or 403) has already been answered and null is returned.</summary>
+    private async Task<(StoredShare Share, JsonObject Body)?> AuthorizeAsync(HttpContext c)
+    {
+        var share = await FindAsync(c).ConfigureAwait(false);
+        if (share is null)
+        {
+            return null;
+        }
+
+        var body = await ReadObjectAsync(c).ConfigureAwait(false);
+        if (body is null)
+        {
+            return null;
+        }
+
+        if (!ShareServerStore.SecretMatches(share, body["secret"] is JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : null))
+        {
+            await ErrorAsync(c, 403, "wrong secret").ConfigureAwait(false);
+            return null;
+        }
+
+        return (share, body);
     }
 
     private async Task<StoredShare?> FindAsync(HttpContext c)
