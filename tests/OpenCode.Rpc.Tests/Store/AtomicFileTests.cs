@@ -25,6 +25,33 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void WriteAll_ReplacesEveryFile_InNewFolders_LeavingNoTempBehind()
+    {
+        using var dirs = new TestDirs();
+        string a = Path.Combine(dirs.Root, "x", "a.json");
+        string b = Path.Combine(dirs.Root, "y", "z", "b.json");
+        File.WriteAllText(Directory.CreateDirectory(Path.GetDirectoryName(a)!).FullName + "/a.json", "old");
+        AtomicFile.WriteAll([(a, "{\"a\":1}"u8.ToArray()), (b, "{\"b\":2}"u8.ToArray())]);
+        Assert.Equal("{\"a\":1}", File.ReadAllText(a));
+        Assert.Equal("{\"b\":2}", File.ReadAllText(b));
+        Assert.Empty(Directory.GetFiles(dirs.Root, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void WriteAll_ThatFailsOnALaterFile_LeavesTheEarlierFilesUntouched_AndNoTemp()
+    {
+        using var dirs = new TestDirs();
+        string a = Path.Combine(dirs.Root, "a.json");
+        File.WriteAllText(a, "old");
+        // A folder where the second file should go makes its temp write fail before any rename happens.
+        string blocker = Path.Combine(dirs.Root, "blocker");
+        File.WriteAllText(blocker, "a file, not a folder");
+        Assert.ThrowsAny<IOException>(() => AtomicFile.WriteAll([(a, "new"u8.ToArray()), (Path.Combine(blocker, "b.json"), "b"u8.ToArray())]));
+        Assert.Equal("old", File.ReadAllText(a));
+        Assert.Empty(Directory.GetFiles(dirs.Root, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+    }
+
+    [Fact]
     public async Task ConcurrentWritersToOneFile_LeaveOneWholeVersion_AndNoTemp()
     {
         using var dirs = new TestDirs();
