@@ -435,7 +435,7 @@ public sealed class Bench(bool quick) : IDisposable
 
     private static double Median(List<double> ms) => ms.Order().ElementAt(ms.Count / 2);
 
-    private static string Fmt(double ms) => ms >= 1000 ? $"{ms / 1000:N2} s" : ms >= 10 ? $"{ms:N0} ms" : $"{ms.ToString("0.00", CultureInfo.InvariantCulture)} ms";
+    public static string Fmt(double ms) => ms >= 1000 ? $"{ms / 1000:N2} s" : ms >= 10 ? $"{ms:N0} ms" : $"{ms.ToString("0.00", CultureInfo.InvariantCulture)} ms";
 
     private static string FindRoot()
     {

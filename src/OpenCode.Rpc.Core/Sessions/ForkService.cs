@@ -121,24 +121,23 @@ public sealed partial class ForkService(SessionStore store)
             ["time"] = now,
         };
 
-        var bulk = new BulkWriter();
+        var bulk = new BulkWriter(store.Layout);
         using (await store.LockSessionAsync(newId, ct).ConfigureAwait(false))
         {
             try
             {
-                foreach (var (m, parts) in copies)
+                bulk.WriteEach(copies, (copy, w) =>
                 {
-                    ct.ThrowIfCancellationRequested();
-                    string mid = (string)m["id"]!;
-                    bulk.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(m));
-                    foreach (var p in parts)
+                    string mid = (string)copy.Info["id"]!;
+                    w.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(copy.Info));
+                    foreach (var p in copy.Parts)
                     {
-                        bulk.Write(store.Layout.PartFile(mid, (string)p["id"]!), JsJson.ToBytes(p));
+                        w.Write(store.Layout.PartFile(mid, (string)p["id"]!), JsJson.ToBytes(p));
                     }
-                }
+                }, ct);
 
                 bulk.Write(store.Layout.ForkOriginFile(newId), JsJson.ToBytes(origin));
-                bulk.Flush(store.Layout.Storage);
+                bulk.Flush();
                 store.WriteSessionFile(projectId, info); // the gate: atomic and durable, last
             }
             catch

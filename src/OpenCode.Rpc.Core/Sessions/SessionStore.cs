@@ -94,7 +94,7 @@ public sealed class SessionStore
             AtomicFile.Write(Layout.MigrationFile, "2"u8);
         }
 
-        int removed = AtomicFile.CleanStaleTemps(Layout.Storage);
+        int removed = AtomicFile.CleanStaleTemps(Layout.Storage) + BulkWriter.CleanStale(Layout);
         if (removed > 0)
         {
             warn($"removed {removed} stale temp file(s) left by an interrupted write");
