@@ -406,14 +406,24 @@ public sealed class SessionStore
             return list;
         }
 
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        var files = Directory.GetFiles(dir, "*.json");
+        if (files.Length < 64)
         {
-            if (TryReadData(file) is { } o)
+            foreach (var file in files)
             {
-                list.Add(o);
+                if (TryReadData(file) is { } o)
+                {
+                    list.Add(o);
+                }
             }
+
+            return list;
         }
 
+        // A long session's message folder: parsing dominates, so read on every core (callers sort afterwards).
+        var read = new JsonObject?[files.Length];
+        Parallel.For(0, files.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => read[i] = TryReadData(files[i]));
+        list.AddRange(read.OfType<JsonObject>());
         return list;
     }
 
