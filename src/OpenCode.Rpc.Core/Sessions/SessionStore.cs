@@ -116,7 +116,13 @@ public sealed class SessionStore
         if (parentId is not null)
         {
             CheckId(parentId, Identifier.Session, "parentID");
-            _ = GetSession(parentId);
+            var (_, parentProject) = ReadSession(parentId);
+            if (parentProject != project.Id)
+            {
+                // Children are found (session/children, the recursive delete) among their parent's project's sessions,
+                // as OpenCode finds them; a child filed elsewhere would be invisible to both.
+                throw new InvalidInputException("parentID", $"belongs to project {parentProject}, not to this project ({project.Id}); a child session must be in its parent's project");
+            }
         }
 
         ProjectResolver.EnsureProjectFile(Layout, project, Now);

@@ -137,6 +137,22 @@ public sealed class SessionStoreTests
     }
 
     [Fact]
+    public async Task ChildSession_WhoseParentIsInAnotherProject_IsRefusedNamingParentID_AndNothingIsWritten()
+    {
+        using var h = new StoreHarness();
+        var parent = await h.Store.CreateSessionAsync(h.Project, "parent", null, default);
+        string other = Path.Combine(h.Dirs.Root, "other-project");
+        Directory.CreateDirectory(other);
+        var otherProject = new OpenCode.Rpc.Core.Projects.ProjectInfo("0123456789abcdef0123456789abcdef01234567", other, other, "git", other);
+        var ex = await Assert.ThrowsAsync<InvalidInputException>(() => h.Store.CreateSessionAsync(otherProject, "child", Id(parent), default));
+        Assert.Equal("parentID", ex.Field);
+        Assert.Contains(h.Project.Id, ex.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(h.Store.Layout.SessionDir(otherProject.Id)));
+        Assert.False(File.Exists(h.Store.Layout.ProjectFile(otherProject.Id)));
+        Assert.Empty(h.Store.Children(Id(parent)));
+    }
+
+    [Fact]
     public async Task EncodedList_IsTheListSerialized_AndFollowsChangesFromAnyWriter()
     {
         using var h = new StoreHarness();
