@@ -538,7 +538,9 @@ public sealed class SessionStore
         string partId = part["id"]!.GetValue<string>();
         using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
-            _ = ReadSession(sessionId);
+            // The hot path of a streaming agent: the session only has to exist (no read and parse of its file).
+            CheckId(sessionId, Identifier.Session, "sessionID");
+            _ = LocateSession(sessionId) ?? throw NotFoundException.ForSession(sessionId);
             if (!File.Exists(Layout.MessageFile(sessionId, messageId)))
             {
                 throw NotFoundException.ForMessage(messageId);
