@@ -29,7 +29,10 @@ public static class JsJson
 
     /// <summary>Parses UTF-8 JSON. Throws <see cref="JsonException"/> (with line and byte position) on bad input,
     /// including duplicate keys, which JavaScript would silently collapse.</summary>
-    public static JsonNode? Parse(ReadOnlySpan<byte> utf8)
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8) => Parse(utf8, MaxDepth);
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte})"/>, with another nesting cap (an import has its own).</summary>
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8, int maxDepth)
     {
         if (utf8.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
         {
@@ -47,7 +50,7 @@ public static class JsJson
         {
             // AllowDuplicateProperties=false: a duplicate key (a classic smuggling trick) is an error here,
             // where JavaScript would silently keep the last one.
-            return Materialize(JsonNode.Parse(utf8, NodeOptions, DocOptions));
+            return Materialize(JsonNode.Parse(utf8, NodeOptions, maxDepth == MaxDepth ? DocOptions : DocOptions with { MaxDepth = maxDepth }));
         }
         catch (ArgumentException ex)
         {
