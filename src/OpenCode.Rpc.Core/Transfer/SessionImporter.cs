@@ -246,11 +246,6 @@ public static class SessionImporter
             throw Invalid("info.projectID", "must be 1 to 128 characters of [0-9A-Za-z]");
         }
 
-        if (project is not null)
-        {
-            ProjectResolver.EnsureProjectFile(layout, project, store.Now);
-        }
-
         var createdFiles = new List<string>();
         var createdDirs = new List<string>();
         JsonObject info;
@@ -275,6 +270,11 @@ public static class SessionImporter
                 {
                     throw new OpenCodeException(ErrorKind.Conflict, $"Invalid session data: messages[{i}].info.id {messageId} already belongs to session {owner}; message ids must be unique across sessions.");
                 }
+            }
+
+            if (project is not null)
+            {
+                ProjectResolver.EnsureProjectFile(layout, project, store.Now); // after every check: a refusal writes nothing
             }
 
             try
