@@ -87,6 +87,15 @@ public static class Targets
         }
     }
 
+    /// <summary>A copy of a parsed tree whose strings are .NET strings, not views of the parsed bytes.</summary>
+    private static JsonNode? Rebuild(JsonNode? n) => n switch
+    {
+        JsonObject o => new JsonObject(o.Select(kv => KeyValuePair.Create(kv.Key, Rebuild(kv.Value)))),
+        JsonArray a => new JsonArray(a.Select(Rebuild).ToArray()),
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => JsonValue.Create(v.GetValue<string>()),
+        _ => n?.DeepClone(),
+    };
+
     /// <summary>The store's file reader: JsJson (duplicate keys refused) + OpenCode's schema. A refusal is a
     /// <see cref="JsonException"/>, <see cref="StoreCorruptException"/> or <see cref="InvalidInputException"/>.</summary>
     public static void Store(byte[] input)
@@ -94,11 +103,18 @@ public static class Targets
         JsonNode? node;
         try
         {
-            node = JsJson.Parse(input);
+            node = JsJson.ParseOwned(input.ToArray()); // as the store reads a file
         }
         catch (JsonException)
         {
             return;
+        }
+
+        // Differential: strings are written straight from the parsed bytes; the same tree rebuilt from .NET strings
+        // (the other writer path) must give the same bytes.
+        if (!JsJson.ToBytes(node).AsSpan().SequenceEqual(JsJson.ToBytes(Rebuild(node))))
+        {
+            throw new InvalidOperationException("writing from parsed bytes and from decoded strings differ");
         }
 
         if (node is not JsonObject o)

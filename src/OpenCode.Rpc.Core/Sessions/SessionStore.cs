@@ -427,10 +427,9 @@ public sealed class SessionStore
         return list;
     }
 
-    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
-    /// the message has no part folder, which is the case for every new message.</summary>
-    /// <summary>The session that owns the parts under <c>part/&lt;messageID&gt;/</c> (the folder is keyed by the message id
-    /// alone), or null when there are none.</summary>
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any (the part folder is
+    /// keyed by the message id alone). Costs one stat when the message has no part folder, which is the case for
+    /// every new message.</summary>
     public string? PartOwner(string messageId)
     {
         string dir = Layout.PartDir(messageId);
@@ -656,7 +655,7 @@ public sealed class SessionStore
 
         try
         {
-            return JsJson.Parse(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
+            return JsJson.ParseOwned(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
         }
         catch (JsonException ex)
         {
