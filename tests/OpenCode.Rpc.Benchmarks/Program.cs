@@ -13,8 +13,21 @@ using StreamJsonRpc;
 // The benchmark suite: one command, one table. Whole-process figures are medians of several runs after a warm-up;
 // in-process figures are medians over many calls. The machine is noisy: compare ratios within one run.
 //   dotnet run -c Release --project tests/OpenCode.Rpc.Benchmarks [-- --quick] [--only NAME]
+//   dotnet run -c Release --project tests/OpenCode.Rpc.Benchmarks -- --scale [--sizes 1000,10000,100000]
 var quick = args.Contains("--quick");
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+if (args.Contains("--scale"))
+{
+    // "Scale on paper" has its own table: one column per size. See ScaleBench.
+    string? sizesArg = args.SkipWhile(a => a != "--sizes").Skip(1).FirstOrDefault();
+    int[] sizes = sizesArg?.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() ?? [1_000, 10_000, 100_000];
+    using var scale = new ScaleBench(sizes);
+    Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, {Bench.Cpu()}, .NET {Environment.Version}; median (min–max) of warm calls over in-proc pipes");
+    Console.WriteLine();
+    await scale.RunAsync(Console.Out);
+    return 0;
+}
+
 var bench = new Bench(quick);
 using var compaction = new CompactionBench(quick);
 using var shareBench = new ShareBench(quick);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Json;
 using OpenCode.Rpc.Core.Sessions;
 
 namespace OpenCode.Rpc.Core.Compaction;
@@ -267,31 +268,7 @@ public static class ContextBuilder
 
     internal static bool True(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.True;
 
-    /// <summary>A JSON number as double, whether the node was parsed (JsonElement-backed) or built from a CLR value.</summary>
-    internal static double? Number(JsonNode? n)
-    {
-        if (n is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
-        {
-            return null;
-        }
-
-        if (v.TryGetValue(out double d))
-        {
-            return d;
-        }
-
-        if (v.TryGetValue(out long l))
-        {
-            return l;
-        }
-
-        if (v.TryGetValue(out int i))
-        {
-            return i;
-        }
-
-        return v.TryGetValue(out decimal m) ? (double)m : double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d) ? d : null;
-    }
+    internal static double? Number(JsonNode? n) => JsJson.Number(n);
 
     internal static string? Str(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 }

@@ -289,6 +289,35 @@ public static class JsJson
         w.Value(node, depth);
     }
 
+    /// <summary>A JSON number as double, whether the node was parsed (JsonElement-backed) or built from a CLR value.</summary>
+    public static double? Number(JsonNode? n)
+    {
+        if (n is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
+        {
+            return null;
+        }
+
+        if (v.TryGetValue(out double d))
+        {
+            return d;
+        }
+
+        if (v.TryGetValue(out long l))
+        {
+            return l;
+        }
+
+        if (v.TryGetValue(out int i))
+        {
+            return i;
+        }
+
+        return v.TryGetValue(out decimal m) ? (double)m : double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d) ? d : null;
+    }
+
+    /// <summary>A JSON number as a whole number (truncated), or null when the node is not a number.</summary>
+    public static long? Long(JsonNode? n) => Number(n) is double d ? (long)d : null;
+
     /// <summary>Formats a double the way JavaScript's <c>Number.prototype.toString</c> does.</summary>
     public static string FormatNumber(double d)
     {

@@ -73,45 +73,24 @@ public sealed partial class ForkService(SessionStore store)
         info["title"] = ForkedTitle(source["title"] is JsonValue t && t.TryGetValue(out string? title) ? title : string.Empty);
         info["time"] = new JsonObject { ["created"] = now, ["updated"] = now };
 
+        // Ids first, in order (they must ascend as the messages do); parentID is remapped only to a message copied
+        // before it, as OpenCode's incremental map does. tail_start_id may point forward, so it uses the whole map.
         var idMap = new Dictionary<string, string>(StringComparer.Ordinal);
-        var copies = new List<(JsonObject Info, List<JsonObject> Parts)>(end);
+        var plan = new (string NewId, string? Parent, string[] PartIds)[end];
         for (int i = 0; i < end; i++)
         {
             ct.ThrowIfCancellationRequested();
             var (oldInfo, oldParts) = messages[i];
             string newMsgId = Identifier.Ascending(Identifier.Message);
             idMap[(string)oldInfo["id"]!] = newMsgId;
-            var copy = oldInfo.DeepClone().AsObject();
-            copy["id"] = newMsgId;
-            copy["sessionID"] = newId;
-            if (copy["parentID"] is JsonValue pv && pv.TryGetValue(out string? parent) && idMap.TryGetValue(parent, out var mapped))
+            string? parent = oldInfo["parentID"] is JsonValue pv && pv.TryGetValue(out string? p) && idMap.TryGetValue(p, out var mapped) ? mapped : null;
+            var partIds = new string[oldParts.Count];
+            for (int j = 0; j < partIds.Length; j++)
             {
-                copy["parentID"] = mapped;
+                partIds[j] = Identifier.Ascending(Identifier.Part);
             }
 
-            var parts = new List<JsonObject>(oldParts.Count);
-            foreach (var op in oldParts)
-            {
-                var np = op.DeepClone().AsObject();
-                np["id"] = Identifier.Ascending(Identifier.Part);
-                np["sessionID"] = newId;
-                np["messageID"] = newMsgId;
-                parts.Add(np);
-            }
-
-            copies.Add((copy, parts));
-        }
-
-        // tail_start_id may point forward (at a message copied later), so remap after every id is known.
-        foreach (var (_, parts) in copies)
-        {
-            foreach (var p in parts)
-            {
-                if ((string?)p["type"] == "compaction" && p["tail_start_id"] is JsonValue tv && tv.TryGetValue(out string? tail) && idMap.TryGetValue(tail, out var mappedTail))
-                {
-                    p["tail_start_id"] = mappedTail;
-                }
-            }
+            plan[i] = (newMsgId, parent, partIds);
         }
 
         var origin = new JsonObject
@@ -121,24 +100,42 @@ public sealed partial class ForkService(SessionStore store)
             ["time"] = now,
         };
 
-        var bulk = new BulkWriter();
+        var bulk = new BulkWriter(store.Layout);
         using (await store.LockSessionAsync(newId, ct).ConfigureAwait(false))
         {
             try
             {
-                foreach (var (m, parts) in copies)
+                // Cloning, encoding and writing are independent per message: they run in parallel.
+                bulk.WriteEach(Enumerable.Range(0, end).ToArray(), (i, w) =>
                 {
-                    ct.ThrowIfCancellationRequested();
-                    string mid = (string)m["id"]!;
-                    bulk.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(m));
-                    foreach (var p in parts)
+                    var (oldInfo, oldParts) = messages[i];
+                    var (mid, parent, partIds) = plan[i];
+                    var copy = oldInfo.DeepClone().AsObject();
+                    copy["id"] = mid;
+                    copy["sessionID"] = newId;
+                    if (parent is not null)
                     {
-                        bulk.Write(store.Layout.PartFile(mid, (string)p["id"]!), JsJson.ToBytes(p));
+                        copy["parentID"] = parent;
                     }
-                }
+
+                    w.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(copy));
+                    for (int j = 0; j < oldParts.Count; j++)
+                    {
+                        var np = oldParts[j].DeepClone().AsObject();
+                        np["id"] = partIds[j];
+                        np["sessionID"] = newId;
+                        np["messageID"] = mid;
+                        if ((string?)np["type"] == "compaction" && np["tail_start_id"] is JsonValue tv && tv.TryGetValue(out string? tail) && idMap.TryGetValue(tail, out var mappedTail))
+                        {
+                            np["tail_start_id"] = mappedTail;
+                        }
+
+                        w.Write(store.Layout.PartFile(mid, partIds[j]), JsJson.ToBytes(np));
+                    }
+                }, ct);
 
                 bulk.Write(store.Layout.ForkOriginFile(newId), JsJson.ToBytes(origin));
-                bulk.Flush(store.Layout.Storage);
+                bulk.Flush();
                 store.WriteSessionFile(projectId, info); // the gate: atomic and durable, last
             }
             catch
@@ -221,11 +218,15 @@ public sealed partial class ForkService(SessionStore store)
     {
         string? revertMsg = session["revert"]?["messageID"] is JsonValue rv && rv.TryGetValue(out string? r) ? r : null;
         string? revertPart = session["revert"]?["partID"] is JsonValue pv && pv.TryGetValue(out string? rp) ? rp : null;
+        // Reading thousands of part folders is most of a fork's reading: in parallel, then filtered in order.
+        var allParts = new IReadOnlyList<JsonObject>[infos.Count];
+        Parallel.For(0, infos.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => allParts[i] = store.ReadParts((string)infos[i]["id"]!));
         var list = new List<MessageWithParts>(infos.Count);
-        foreach (var m in infos)
+        for (int i = 0; i < infos.Count; i++)
         {
+            var m = infos[i];
             string id = (string)m["id"]!;
-            var parts = store.ReadParts(id);
+            var parts = allParts[i];
             if (revertMsg is not null && string.CompareOrdinal(id, revertMsg) >= 0)
             {
                 if (revertPart is not null && id == revertMsg)

@@ -22,7 +22,11 @@ internal sealed class SessionIndex(Action<string> warn)
     private static readonly TimeSpan RacyWindow = TimeSpan.FromSeconds(2);
     private readonly ConcurrentDictionary<string, ProjectEntries> projects = new(StringComparer.Ordinal);
 
-    public IReadOnlyCollection<JsonObject> Get(string projectId, string dir)
+    /// <summary>
+    /// The project's sessions, newest first (time.updated descending, then id), as an immutable snapshot.
+    /// A warm list is one folder stat: the order and each session's wire encoding are kept until a file changes.
+    /// </summary>
+    public IReadOnlyList<Entry> Get(string projectId, string dir)
     {
         var entries = projects.GetOrAdd(projectId, _ => new ProjectEntries());
         lock (entries)
@@ -33,7 +37,14 @@ internal sealed class SessionIndex(Action<string> warn)
                 Rescan(entries, dir, dirMtime);
             }
 
-            return entries.Snapshot ??= entries.ById.Values.Select(e => e.Info).ToArray();
+            if (entries.Snapshot is null)
+            {
+                var sorted = entries.ById.Values.ToArray();
+                Array.Sort(sorted, static (a, b) => a.Updated != b.Updated ? b.Updated.CompareTo(a.Updated) : string.CompareOrdinal(a.Id, b.Id));
+                entries.Snapshot = sorted;
+            }
+
+            return entries.Snapshot;
         }
     }
 
@@ -44,7 +55,8 @@ internal sealed class SessionIndex(Action<string> warn)
         var fi = new FileInfo(file);
         lock (entries)
         {
-            entries.ById[Path.GetFileNameWithoutExtension(file)] = new Entry(info, fi.LastWriteTimeUtc, fi.Length);
+            string id = Path.GetFileNameWithoutExtension(file);
+            entries.ById[id] = new Entry(id, info, fi.LastWriteTimeUtc, fi.Length);
             entries.Snapshot = null;
             entries.Trusted = false; // the folder mtime moved; confirm on the next list
         }
@@ -107,7 +119,7 @@ internal sealed class SessionIndex(Action<string> warn)
                 {
                     var obj = JsJson.Parse(File.ReadAllBytes(path)) as JsonObject
                         ?? throw new JsonException("not a JSON object");
-                    entries.ById[id] = new Entry(obj, mtime, size);
+                    entries.ById[id] = new Entry(id, obj, mtime, size);
                 }
                 catch (FileNotFoundException)
                 {
@@ -133,7 +145,39 @@ internal sealed class SessionIndex(Action<string> warn)
         entries.Snapshot = null;
     }
 
-    private sealed record Entry(JsonObject Info, DateTime Mtime, long Size);
+    /// <summary>One session file as last read. Replaced, never changed, when the file changes.</summary>
+    internal sealed class Entry(string id, JsonObject info, DateTime mtime, long size)
+    {
+        private byte[]? utf8;
+
+        public string Id { get; } = id;
+
+        public JsonObject Info { get; } = info;
+
+        public DateTime Mtime { get; } = mtime;
+
+        public long Size { get; } = size;
+
+        public long Updated { get; } = SessionStore.Updated(info);
+
+        /// <summary>
+        /// The session as compact JSON, encoded once per file version: a warm list of 10,000 sessions then costs
+        /// copies, not 10,000 serializations. Two threads may both encode it the first time; they produce the same
+        /// bytes (JsJson.Parse materializes every node, so concurrent reads of Info are safe).
+        /// </summary>
+        public byte[] Utf8 => utf8 ??= Encode();
+
+        private byte[] Encode()
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>((int)Math.Clamp(Size, 256, 1 << 20));
+            using (var w = new Utf8JsonWriter(buffer))
+            {
+                Info.WriteTo(w);
+            }
+
+            return buffer.WrittenSpan.ToArray();
+        }
+    }
 
     private sealed class ProjectEntries
     {
@@ -143,6 +187,6 @@ internal sealed class SessionIndex(Action<string> warn)
 
         public bool Trusted { get; set; }
 
-        public JsonObject[]? Snapshot { get; set; }
+        public Entry[]? Snapshot { get; set; }
     }
 }

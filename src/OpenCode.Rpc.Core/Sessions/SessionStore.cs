@@ -94,7 +94,7 @@ public sealed class SessionStore
             AtomicFile.Write(Layout.MigrationFile, "2"u8);
         }
 
-        int removed = AtomicFile.CleanStaleTemps(Layout.Storage);
+        int removed = AtomicFile.CleanStaleTemps(Layout.Storage) + BulkWriter.CleanStale(Layout);
         if (removed > 0)
         {
             warn($"removed {removed} stale temp file(s) left by an interrupted write");
@@ -116,7 +116,13 @@ public sealed class SessionStore
         if (parentId is not null)
         {
             CheckId(parentId, Identifier.Session, "parentID");
-            _ = GetSession(parentId);
+            var (_, parentProject) = ReadSession(parentId);
+            if (parentProject != project.Id)
+            {
+                // Children are found (session/children, the recursive delete) among their parent's project's sessions,
+                // as OpenCode finds them; a child filed elsewhere would be invisible to both.
+                throw new InvalidInputException("parentID", $"belongs to project {parentProject}, not to this project ({project.Id}); a child session must be in its parent's project");
+            }
         }
 
         ProjectResolver.EnsureProjectFile(Layout, project, Now);
@@ -175,38 +181,49 @@ public sealed class SessionStore
     public bool SessionExists(string sessionId) => Identifier.IsValid(sessionId, Identifier.Session) && LocateSession(sessionId) is not null;
 
     /// <summary>Sessions of one project, newest <c>time.updated</c> first (ties: newest created first).</summary>
-    public IReadOnlyList<JsonObject> ListSessions(string projectId, SessionListQuery q)
+    public IReadOnlyList<JsonObject> ListSessions(string projectId, SessionListQuery q) =>
+        SelectSessions(projectId, q).Select(e => e.Info).ToList();
+
+    /// <summary>
+    /// The same list as <see cref="ListSessions"/>, each session as compact UTF-8 JSON (System.Text.Json's
+    /// default escaping), cached per file version so a server can answer a warm list without serializing.
+    /// </summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> ListSessionsUtf8(string projectId, SessionListQuery q) =>
+        SelectSessions(projectId, q).Select(e => (ReadOnlyMemory<byte>)e.Utf8).ToList();
+
+    // The index keeps its snapshot in list order, so filters keep it and no call sorts.
+    private IEnumerable<SessionIndex.Entry> SelectSessions(string projectId, SessionListQuery q)
     {
-        IEnumerable<JsonObject> all = index.Get(projectId, Layout.SessionDir(projectId));
+        IEnumerable<SessionIndex.Entry> all = index.Get(projectId, Layout.SessionDir(projectId));
         if (q.Roots)
         {
-            all = all.Where(s => s["parentID"] is null);
+            all = all.Where(e => e.Info["parentID"] is null);
         }
 
         if (!q.IncludeArchived)
         {
-            all = all.Where(s => s["time"]?["archived"] is null);
+            all = all.Where(e => e.Info["time"]?["archived"] is null);
         }
 
         if (q.Start is long start)
         {
-            all = all.Where(s => Updated(s) >= start);
+            all = all.Where(e => e.Updated >= start);
         }
 
         if (!string.IsNullOrEmpty(q.Search))
         {
-            all = all.Where(s => s["title"] is JsonValue t && t.GetValueKind() == JsonValueKind.String
+            all = all.Where(e => e.Info["title"] is JsonValue t && t.GetValueKind() == JsonValueKind.String
                 && t.GetValue<string>().Contains(q.Search, StringComparison.OrdinalIgnoreCase));
         }
 
-        var ordered = all.OrderByDescending(Updated).ThenBy(s => (string?)s["id"], StringComparer.Ordinal);
-        return (q.Limit is int limit ? ordered.Take(limit) : ordered).ToList();
+        return q.Limit is int limit ? all.Take(limit) : all;
     }
 
     public IReadOnlyList<JsonObject> Children(string sessionId)
     {
         var (_, projectId) = ReadSession(sessionId);
         return index.Get(projectId, Layout.SessionDir(projectId))
+            .Select(e => e.Info)
             .Where(s => s["parentID"] is JsonValue p && p.GetValueKind() == JsonValueKind.String && p.GetValue<string>() == sessionId)
             .OrderBy(s => (string?)s["id"], StringComparer.Ordinal)
             .ToList();
@@ -416,14 +433,24 @@ public sealed class SessionStore
             return list;
         }
 
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json"))
+        var files = Directory.GetFiles(dir, "*.json");
+        if (files.Length < 64)
         {
-            if (TryReadData(file) is { } o)
+            foreach (var file in files)
             {
-                list.Add(o);
+                if (TryReadData(file) is { } o)
+                {
+                    list.Add(o);
+                }
             }
+
+            return list;
         }
 
+        // A long session's message folder: parsing dominates, so read on every core (callers sort afterwards).
+        var read = new JsonObject?[files.Length];
+        Parallel.For(0, files.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => read[i] = TryReadData(files[i]));
+        list.AddRange(read.OfType<JsonObject>());
         return list;
     }
 
@@ -486,14 +513,21 @@ public sealed class SessionStore
                 throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
             }
 
-            AtomicFile.Write(file, JsJson.ToBytes(info));
             if (isNew)
             {
                 var t = session["time"] as JsonObject ?? new JsonObject();
                 t["updated"] = Math.Max(Now, Updated(session));
                 session["time"] = t;
-                WriteSessionFile(projectId, session);
+                // One durable batch for both files: an acknowledged new message costs about one fsync'd write.
+                // The message goes first, so a crash in between leaves the message with an older time.updated.
+                string sessionFile = Layout.SessionFile(projectId, sessionId);
+                AtomicFile.WriteAll([(file, JsJson.ToBytes(info)), (sessionFile, JsJson.ToBytes(session))]);
+                index.Put(projectId, sessionFile, session);
                 touched = session;
+            }
+            else
+            {
+                AtomicFile.Write(file, JsJson.ToBytes(info));
             }
         }
 
@@ -590,10 +624,10 @@ public sealed class SessionStore
 
     public void Publish(string type, JsonObject properties) => Changed?.Invoke(new StoreEvent(type, properties));
 
-    public static long Updated(JsonObject s) => s["time"]?["updated"] is JsonValue v && v.TryGetValue(out long l) ? l : 0;
+    // JsJson.Long reads parsed and CLR-built numbers alike (TryGetValue<long> fails on a node built from an int).
+    public static long Updated(JsonObject s) => JsJson.Long(s["time"]?["updated"]) ?? 0;
 
-    public static long Created(JsonObject m) => m["time"]?["created"] is JsonValue v && v.TryGetValue(out long l) ? l
-        : m["time"]?["created"] is JsonValue d && d.TryGetValue(out double dd) ? (long)dd : 0;
+    public static long Created(JsonObject m) => JsJson.Long(m["time"]?["created"]) ?? 0;
 
     public static void CheckId(string? id, string prefix, string field)
     {

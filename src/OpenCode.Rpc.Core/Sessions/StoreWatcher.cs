@@ -69,7 +69,23 @@ public sealed class StoreWatcher : IDisposable
 
     private void Touch(string path)
     {
-        if (!path.EndsWith(".json", StringComparison.Ordinal) || AtomicFile.IsTemp(path))
+        if (!path.EndsWith(".json", StringComparison.Ordinal))
+        {
+            // A folder renamed into the store whole (a fork's or an import's, see BulkWriter) raises one event for
+            // the folder and none for the files in it. Another process's folder is read file by file; our own
+            // raised its store events already, or (a fork's messages) deliberately none.
+            if (!AtomicFile.IsTemp(path) && !BulkWriter.TakePublishedHere(path) && Directory.Exists(path))
+            {
+                foreach (var file in Directory.EnumerateFiles(path, "*.json"))
+                {
+                    Touch(file);
+                }
+            }
+
+            return;
+        }
+
+        if (AtomicFile.IsTemp(path))
         {
             return;
         }

@@ -15,33 +15,85 @@ public static class AtomicFile
     public static void Write(string path, ReadOnlySpan<byte> bytes, bool durable = true)
     {
         string dir = Path.GetDirectoryName(path)!;
-        bool created = !Directory.Exists(dir);
-        if (created)
+        EnsureDirectory(dir);
+        string tmp = WriteTemp(path, bytes, durable);
+        Publish(tmp, path);
+        if (durable)
+        {
+            Native.FsyncDirectory(dir);
+        }
+    }
+
+    /// <summary>
+    /// Replaces several files at the cost of about one: every temp file is written and fsync'd, then every rename
+    /// happens, then each folder is fsync'd once. On ext4 the first fsync commits the journal with the other temp
+    /// files' data and the first folder fsync commits all the renames, so the later fsyncs find nothing left to do.
+    /// Each file is still replaced atomically; the files are renamed in the order given, so a crash between
+    /// two renames leaves the earlier ones new and the later ones old.
+    /// </summary>
+    public static void WriteAll(IReadOnlyList<(string Path, byte[] Bytes)> files)
+    {
+        var temps = new string[files.Count];
+        try
+        {
+            for (int i = 0; i < files.Count; i++)
+            {
+                EnsureDirectory(Path.GetDirectoryName(files[i].Path)!);
+                temps[i] = WriteTemp(files[i].Path, files[i].Bytes, durable: true);
+            }
+
+            for (int i = 0; i < files.Count; i++)
+            {
+                Publish(temps[i], files[i].Path);
+                temps[i] = null!;
+            }
+        }
+        catch
+        {
+            foreach (var t in temps)
+            {
+                if (t is not null)
+                {
+                    TryDelete(t);
+                }
+            }
+
+            throw;
+        }
+
+        foreach (var dir in files.Select(f => Path.GetDirectoryName(f.Path)!).Distinct(StringComparer.Ordinal))
+        {
+            Native.FsyncDirectory(dir);
+        }
+    }
+
+    private static void EnsureDirectory(string dir)
+    {
+        if (!Directory.Exists(dir))
         {
             CreateDirectoryDurably(dir);
         }
+    }
 
+    private static string WriteTemp(string path, ReadOnlySpan<byte> bytes, bool durable)
+    {
         // pid + random: two processes (or two threads) never share a temp name.
         string tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}";
         try
         {
-            using (var fs = new FileStream(tmp, new FileStreamOptions
+            using var fs = new FileStream(tmp, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
                 Share = FileShare.None,
                 BufferSize = 0,
                 Options = FileOptions.None,
-            }))
+            });
+            fs.Write(bytes);
+            if (durable)
             {
-                fs.Write(bytes);
-                if (durable)
-                {
-                    fs.Flush(flushToDisk: true);
-                }
+                fs.Flush(flushToDisk: true);
             }
-
-            File.Move(tmp, path, overwrite: true);
         }
         catch
         {
@@ -49,9 +101,19 @@ public static class AtomicFile
             throw;
         }
 
-        if (durable)
+        return tmp;
+    }
+
+    private static void Publish(string tmp, string path)
+    {
+        try
         {
-            Native.FsyncDirectory(dir);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(tmp);
+            throw;
         }
     }
 

@@ -27,6 +27,9 @@ public sealed class StoreLayout
     /// <summary>Fork origins (side data: OpenCode never reads it).</summary>
     public string ForksDir => Path.Combine(SideDir, "forks");
 
+    /// <summary>Where <see cref="BulkWriter"/> builds new folders before renaming them into <c>storage/</c>.</summary>
+    public string StagingDir => Path.Combine(SideDir, "staging");
+
     public string ForkOriginFile(string sessionId) => Path.Combine(ForksDir, Check(sessionId, Identifier.Session) + ".json");
 
     public string MigrationFile => Path.Combine(Storage, "migration");

@@ -246,8 +246,6 @@ public static class SessionImporter
             throw Invalid("info.projectID", "must be 1 to 128 characters of [0-9A-Za-z]");
         }
 
-        var createdFiles = new List<string>();
-        var createdDirs = new List<string>();
         JsonObject info;
         bool existed;
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
@@ -277,57 +275,23 @@ public static class SessionImporter
                 ProjectResolver.EnsureProjectFile(layout, project, store.Now); // after every check: a refusal writes nothing
             }
 
+            var bulk = new BulkWriter(layout);
             try
             {
-                EnsureDir(layout.MessageDir(sessionId), createdDirs);
-                var perMessage = new (List<string> Files, List<string> Dirs)[data.Messages.Count];
-                try
+                // A file that already exists is left alone (OpenCode inserts messages and parts ON CONFLICT DO
+                // NOTHING). New files become visible only in Flush, after their contents are on disk.
+                bulk.WriteEach(data.Messages, (m, w) =>
                 {
-                    // Creating files is most of an import's cost (a 2000-message session is ~6000 files); messages
-                    // write into separate part folders, so they go in parallel.
-                    Parallel.For(0, data.Messages.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i =>
+                    string messageId = m.Info["id"]!.GetValue<string>();
+                    WriteNew(w, layout.MessageFile(sessionId, messageId), m.Info);
+                    foreach (var p in m.Parts)
                     {
-                        var m = data.Messages[i];
-                        var files = new List<string>(m.Parts.Count + 1);
-                        var dirs = new List<string>(1);
-                        perMessage[i] = (files, dirs);
-                        string messageId = m.Info["id"]!.GetValue<string>();
-                        WriteNew(layout.MessageFile(sessionId, messageId), m.Info, files);
-                        if (m.Parts.Count > 0)
-                        {
-                            bool fresh = EnsureDir(layout.PartDir(messageId), dirs);
-                            foreach (var p in m.Parts)
-                            {
-                                WriteNew(layout.PartFile(messageId, p["id"]!.GetValue<string>()), p, files, fresh);
-                            }
-                        }
-                    });
-                }
-                catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
-                {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-                }
-                finally
-                {
-                    foreach (var (files, dirs) in perMessage)
-                    {
-                        if (files is not null)
-                        {
-                            createdFiles.AddRange(files);
-                            createdDirs.AddRange(dirs);
-                        }
+                        WriteNew(w, layout.PartFile(messageId, p["id"]!.GetValue<string>()), p);
                     }
-                }
+                }, ct);
 
                 ct.ThrowIfCancellationRequested();
-                if (createdFiles.Count > 0 && !TransferNative.SyncFilesystem(layout.Storage))
-                {
-                    foreach (var f in createdFiles)
-                    {
-                        using var fs = new FileStream(f, FileMode.Open, FileAccess.ReadWrite);
-                        fs.Flush(flushToDisk: true);
-                    }
-                }
+                bulk.Flush();
 
                 // The session file last: until it exists, nobody lists the session.
                 info = current ?? (JsonObject)data.Info.DeepClone();
@@ -340,7 +304,7 @@ public static class SessionImporter
             }
             catch
             {
-                Rollback(createdFiles, createdDirs);
+                bulk.Rollback();
                 throw;
             }
 
@@ -372,79 +336,11 @@ public static class SessionImporter
         }
     }
 
-    /// <summary>Creates a folder and its missing parents; true when <paramref name="dir"/> itself was created.</summary>
-    private static bool EnsureDir(string dir, List<string> created)
+    private static void WriteNew(BulkWriter w, string file, JsonObject obj)
     {
-        if (Directory.Exists(dir))
+        if (!File.Exists(file))
         {
-            return false;
-        }
-
-        var missing = new Stack<string>();
-        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
-        {
-            missing.Push(d);
-        }
-
-        while (missing.Count > 0)
-        {
-            string d = missing.Pop();
-            Directory.CreateDirectory(d);
-            created.Add(d);
-        }
-
-        return true;
-    }
-
-    // A file that already exists is left alone (OpenCode inserts messages and parts ON CONFLICT DO NOTHING).
-    // New files go through temp+rename so a concurrent reader never sees half of one; the fsync is deferred to
-    // one filesystem sync before the session file is written.
-    // In a folder this import just created nobody can be reading, so the file is written in place.
-    private static void WriteNew(string file, JsonObject obj, List<string> created, bool freshDir = false)
-    {
-        if (freshDir)
-        {
-            using var fs = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
-            created.Add(file);
-            fs.Write(JsJson.ToBytes(obj));
-            return;
-        }
-
-        if (File.Exists(file))
-        {
-            return;
-        }
-
-        AtomicFile.Write(file, JsJson.ToBytes(obj), durable: false);
-        created.Add(file);
-    }
-
-    private static void Rollback(List<string> files, List<string> dirs)
-    {
-        for (int i = files.Count - 1; i >= 0; i--)
-        {
-            try
-            {
-                File.Delete(files[i]);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                // keep going: the session file was never written, so what stays is unreachable
-            }
-        }
-
-        for (int i = dirs.Count - 1; i >= 0; i--)
-        {
-            try
-            {
-                if (Directory.Exists(dirs[i]) && !Directory.EnumerateFileSystemEntries(dirs[i]).Any())
-                {
-                    Directory.Delete(dirs[i]);
-                }
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-            }
+            w.Write(file, JsJson.ToBytes(obj));
         }
     }
 

@@ -169,6 +169,7 @@ public sealed record MessageResult(JsonObject Info, IReadOnlyList<JsonObject> Pa
 [JsonSerializable(typeof(JsonArray))]
 [JsonSerializable(typeof(JsonValue))]
 [JsonSerializable(typeof(IReadOnlyList<JsonObject>))]
+[JsonSerializable(typeof(RawJsonArray))]
 [JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(bool))]
 [JsonSerializable(typeof(string))]

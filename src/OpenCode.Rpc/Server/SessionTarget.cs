@@ -29,7 +29,7 @@ public sealed partial class SessionTarget(ServerContext ctx)
     }
 
     [JsonRpcMethod(Methods.SessionList, UseSingleObjectParameterDeserialization = true)]
-    public Task<IReadOnlyList<JsonObject>> ListAsync(JsonElement p = default, CancellationToken ct = default)
+    public Task<RawJsonArray> ListAsync(JsonElement p = default, CancellationToken ct = default)
     {
         var q = ParamsBinder.Bind(p, ProtocolJsonContext.Default.SessionListParams);
         if (q.Limit is < 1 or > ServerOptions.MaxListLimit)
@@ -37,8 +37,8 @@ public sealed partial class SessionTarget(ServerContext ctx)
             throw new InvalidInputException("limit", $"must be between 1 and {ServerOptions.MaxListLimit}");
         }
 
-        var list = ctx.Store.ListSessions(ctx.Project.Id, new SessionListQuery(q.Search, q.Limit, q.Roots ?? false, q.Start, q.Archived ?? false));
-        return Task.FromResult(list);
+        var list = ctx.Store.ListSessionsUtf8(ctx.Project.Id, new SessionListQuery(q.Search, q.Limit, q.Roots ?? false, q.Start, q.Archived ?? false));
+        return Task.FromResult(new RawJsonArray(list));
     }
 
     [JsonRpcMethod(Methods.SessionUpdate, UseSingleObjectParameterDeserialization = true)]

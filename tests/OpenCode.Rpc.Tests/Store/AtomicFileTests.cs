@@ -25,6 +25,33 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void WriteAll_ReplacesEveryFile_InNewFolders_LeavingNoTempBehind()
+    {
+        using var dirs = new TestDirs();
+        string a = Path.Combine(dirs.Root, "x", "a.json");
+        string b = Path.Combine(dirs.Root, "y", "z", "b.json");
+        File.WriteAllText(Directory.CreateDirectory(Path.GetDirectoryName(a)!).FullName + "/a.json", "old");
+        AtomicFile.WriteAll([(a, "{\"a\":1}"u8.ToArray()), (b, "{\"b\":2}"u8.ToArray())]);
+        Assert.Equal("{\"a\":1}", File.ReadAllText(a));
+        Assert.Equal("{\"b\":2}", File.ReadAllText(b));
+        Assert.Empty(Directory.GetFiles(dirs.Root, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void WriteAll_ThatFailsOnALaterFile_LeavesTheEarlierFilesUntouched_AndNoTemp()
+    {
+        using var dirs = new TestDirs();
+        string a = Path.Combine(dirs.Root, "a.json");
+        File.WriteAllText(a, "old");
+        // A folder where the second file should go makes its temp write fail before any rename happens.
+        string blocker = Path.Combine(dirs.Root, "blocker");
+        File.WriteAllText(blocker, "a file, not a folder");
+        Assert.ThrowsAny<IOException>(() => AtomicFile.WriteAll([(a, "new"u8.ToArray()), (Path.Combine(blocker, "b.json"), "b"u8.ToArray())]));
+        Assert.Equal("old", File.ReadAllText(a));
+        Assert.Empty(Directory.GetFiles(dirs.Root, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+    }
+
+    [Fact]
     public async Task ConcurrentWritersToOneFile_LeaveOneWholeVersion_AndNoTemp()
     {
         using var dirs = new TestDirs();
@@ -85,6 +112,59 @@ public sealed class AtomicFileTests
         Assert.Contains(warnings, w => w.Contains("stale temp", StringComparison.Ordinal));
         var listed = second.ListSessions(project.Id, new SessionListQuery());
         Assert.Equal([(string)s["id"]!], listed.Select(x => (string)x["id"]!));
+    }
+
+    [Fact]
+    public void BulkWriter_ShowsNothingInStorageBeforeFlush_ThenEveryFileAtOnce()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string existing = Path.Combine(layout.Storage, "message", "ses_a");
+        Directory.CreateDirectory(existing);
+        var bulk = new BulkWriter(layout);
+        string inNewFolder = layout.PartFile("msg_000000000001AAAAAAAAAAAAAA", "prt_000000000001AAAAAAAAAAAAAA");
+        string inOldFolder = Path.Combine(existing, "msg_000000000001AAAAAAAAAAAAAA.json");
+        bulk.WriteEach(new[] { inNewFolder, inOldFolder }, (f, w) => w.Write(f, "{}"u8), default);
+
+        // Nothing with a .json name exists in storage/ yet: a kill here leaves no empty or short data file.
+        Assert.Empty(Directory.GetFiles(layout.Storage, "*.json", SearchOption.AllDirectories));
+        bulk.Flush();
+        Assert.Equal("{}", File.ReadAllText(inNewFolder));
+        Assert.Equal("{}", File.ReadAllText(inOldFolder));
+        Assert.Empty(Directory.GetFiles(layout.Storage, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+        Assert.False(Directory.Exists(layout.StagingDir) && Directory.EnumerateFileSystemEntries(layout.StagingDir).Any());
+    }
+
+    [Fact]
+    public void BulkWriter_Rollback_RemovesWhatItPublished_AndKeepsWhatWasThere()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string keep = Path.Combine(layout.Storage, "message", "ses_a", "msg_old.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(keep)!);
+        File.WriteAllText(keep, "{}");
+        var bulk = new BulkWriter(layout);
+        string fresh = layout.PartFile("msg_000000000001AAAAAAAAAAAAAA", "prt_000000000001AAAAAAAAAAAAAA");
+        bulk.Write(fresh, "{}"u8);
+        bulk.Write(Path.Combine(Path.GetDirectoryName(keep)!, "msg_new.json"), "{}"u8);
+        bulk.Flush();
+        bulk.Rollback();
+        Assert.False(Directory.Exists(Path.GetDirectoryName(fresh)));
+        Assert.Equal(["msg_old.json"], Directory.GetFiles(Path.GetDirectoryName(keep)!).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void StaleStagingFolders_AreRemovedAtStart_FreshOnesKept()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string stale = Directory.CreateDirectory(Path.Combine(layout.StagingDir, "1-dead", "1")).Parent!.FullName;
+        string fresh = Directory.CreateDirectory(Path.Combine(layout.StagingDir, "2-live")).FullName;
+        File.WriteAllText(Path.Combine(stale, "1", "prt_x.json"), "");
+        Directory.SetLastWriteTimeUtc(stale, DateTime.UtcNow - AtomicFile.StaleTempAge - TimeSpan.FromMinutes(1));
+        new SessionStore(layout).Initialize();
+        Assert.False(Directory.Exists(stale));
+        Assert.True(Directory.Exists(fresh));
     }
 
     [Fact]

@@ -136,6 +136,48 @@ public sealed class SessionStoreTests
         Assert.Single(h.Store.ListSessions(h.Project.Id, new SessionListQuery()));
     }
 
+    [Fact]
+    public async Task ChildSession_WhoseParentIsInAnotherProject_IsRefusedNamingParentID_AndNothingIsWritten()
+    {
+        using var h = new StoreHarness();
+        var parent = await h.Store.CreateSessionAsync(h.Project, "parent", null, default);
+        string other = Path.Combine(h.Dirs.Root, "other-project");
+        Directory.CreateDirectory(other);
+        var otherProject = new OpenCode.Rpc.Core.Projects.ProjectInfo("0123456789abcdef0123456789abcdef01234567", other, other, "git", other);
+        var ex = await Assert.ThrowsAsync<InvalidInputException>(() => h.Store.CreateSessionAsync(otherProject, "child", Id(parent), default));
+        Assert.Equal("parentID", ex.Field);
+        Assert.Contains(h.Project.Id, ex.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(h.Store.Layout.SessionDir(otherProject.Id)));
+        Assert.False(File.Exists(h.Store.Layout.ProjectFile(otherProject.Id)));
+        Assert.Empty(h.Store.Children(Id(parent)));
+    }
+
+    [Fact]
+    public async Task EncodedList_IsTheListSerialized_AndFollowsChangesFromAnyWriter()
+    {
+        using var h = new StoreHarness();
+        var a = await h.Store.CreateSessionAsync(h.Project, "caf\u00e9 <a> & \"b\"", null, default);
+        var b = await h.Store.CreateSessionAsync(h.Project, "two", null, default);
+
+        void AssertSame()
+        {
+            var q = new SessionListQuery(IncludeArchived: true);
+            var objects = h.Store.ListSessions(h.Project.Id, q);
+            var encoded = h.Store.ListSessionsUtf8(h.Project.Id, q);
+            Assert.Equal(objects.Select(o => o.ToJsonString()), encoded.Select(e => Encoding.UTF8.GetString(e.Span)));
+        }
+
+        AssertSame();
+        await h.Store.UpdateSessionInfoAsync(Id(a), "renamed", null, default);
+        AssertSame();
+        Assert.Contains("renamed", Encoding.UTF8.GetString(h.Store.ListSessionsUtf8(h.Project.Id, new SessionListQuery()).Select(e => e.ToArray()).SelectMany(x => x).ToArray()), StringComparison.Ordinal);
+
+        // Another process's write, seen through the folder's mtime, replaces the cached encoding too.
+        await h.NewStore().UpdateSessionInfoAsync(Id(b), "renamed elsewhere", null, default);
+        AssertSame();
+        Assert.Contains(h.Store.ListSessionsUtf8(h.Project.Id, new SessionListQuery()), e => Encoding.UTF8.GetString(e.Span).Contains("renamed elsewhere", StringComparison.Ordinal));
+    }
+
     public static TheoryData<string, byte[]> BadContents() => new()
     {
         { "corrupt", Encoding.UTF8.GetBytes("{\"id\": \"ses_x\", ") },
