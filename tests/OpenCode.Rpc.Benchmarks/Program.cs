@@ -31,6 +31,7 @@ if (args.Contains("--scale"))
 var bench = new Bench(quick);
 using var compaction = new CompactionBench(quick);
 using var shareBench = new ShareBench(quick);
+using var exportBench = new ExportBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -45,6 +46,7 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("tokenizer", compaction.TokenizerThroughputAsync),
     ("share-sync-rps", shareBench.SyncThroughputAsync),
     ("share-data-2000", shareBench.Data2000Async),
+    ("export-200mb-rss", exportBench.Export200MbAsync),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)

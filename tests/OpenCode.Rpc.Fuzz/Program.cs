@@ -1,12 +1,24 @@
 using System.Globalization;
 using OpenCode.Rpc.Fuzz;
 
-// opencode-rpc-fuzz <frame|store>                          AFL++ mode (SharpFuzz; run under afl-fuzz, see README)
-// opencode-rpc-fuzz <frame|store> --smoke [seconds]        mutation smoke without AFL over corpus/<target>
+// opencode-rpc-fuzz <frame|store|import>                   AFL++ mode (SharpFuzz; run under afl-fuzz, see README)
+// opencode-rpc-fuzz <frame|store|import> --smoke [seconds] mutation smoke without AFL over corpus/<target>
+// opencode-rpc-fuzz <frame|store|import> --run FILE...      runs saved inputs (a crash from AFL's crashes/ folder) once each
 if (args.Length == 0 || !Targets.All.TryGetValue(args[0], out var target))
 {
     Console.Error.WriteLine($"usage: opencode-rpc-fuzz <{string.Join('|', Targets.All.Keys)}> [--smoke [seconds]]");
     return 2;
+}
+
+if (args.Length > 2 && args[1] == "--run")
+{
+    foreach (var file in args.Skip(2))
+    {
+        target(File.ReadAllBytes(file)); // an escaping exception is the crash, with its stack trace
+        Console.WriteLine($"{file}: no crash");
+    }
+
+    return 0;
 }
 
 if (args.Length > 1 && args[1] == "--smoke")

@@ -35,14 +35,25 @@ public sealed class ConfigInvalidException(string path, string reason, Exception
 }
 
 /// <summary>
-/// OpenCode's <c>opencode.json</c> / <c>opencode.jsonc</c> (reference §11): the global file merged with the
-/// project's, the project winning. Comments and trailing commas are allowed, as OpenCode's JSONC parser does.
-/// Only the keys we act on are typed; <see cref="Raw"/> keeps the whole merged object so other features
-/// (share, compaction, enterprise.url) read their own keys from one place.
+/// OpenCode's <c>opencode.json</c> / <c>opencode.jsonc</c> (reference §11), merged in OpenCode 1.1.65's order (the
+/// project part checked against the real 1.1.65 binary's <c>opencode debug config</c>):
+/// <list type="number">
+/// <item>the global dir: <c>config.json</c>, <c>opencode.json</c>, <c>opencode.jsonc</c>;</item>
+/// <item>the project's <c>opencode.jsonc</c> files from the worktree root down to the directory, then its
+/// <c>opencode.json</c> files in the same order (so a <c>.json</c> anywhere beats a <c>.jsonc</c>);</item>
+/// <item>the project's <c>.opencode/</c> folders from the directory up to the worktree root, each
+/// <c>opencode.jsonc</c> then <c>opencode.json</c> (so an outer <c>.opencode</c> beats an inner one).</item>
+/// </list>
+/// Comments and trailing commas are allowed, as OpenCode's JSONC parser does. Only the keys we act on are typed;
+/// <see cref="Raw"/> keeps the whole merged object so other features read their own keys from one place.
 /// </summary>
 public sealed class OpenCodeConfig
 {
     private static readonly string[] FileNames = ["config.json", "opencode.json", "opencode.jsonc"];
+
+    /// <summary>A project folder's files in merge order: OpenCode looks for <c>opencode.jsonc</c> first, so the
+    /// <c>opencode.json</c> files are merged over them.</summary>
+    private static readonly string[] ProjectFileNames = ["opencode.jsonc", "opencode.json"];
 
     private static readonly JsonDocumentOptions Options = new()
     {
@@ -68,6 +79,21 @@ public sealed class OpenCodeConfig
     /// <summary><c>"snapshot": false</c> turns file snapshots (and so file undo) off. Default on.</summary>
     public bool Snapshot => Raw["snapshot"] is not JsonValue v || v.GetValueKind() != JsonValueKind.False;
 
+    /// <summary>Where sharing goes when <c>enterprise.url</c> is not set.</summary>
+    public const string DefaultShareBaseUrl = "https://opncd.ai";
+
+    /// <summary>The share API base: <c>enterprise.url</c> without a trailing slash, else https://opncd.ai.</summary>
+    public string ShareBaseUrl => Raw["enterprise"] is JsonObject e && e["url"] is JsonValue u && u.GetValueKind() == JsonValueKind.String
+        && u.GetValue<string>().TrimEnd('/') is { Length: > 0 } url
+        ? url
+        : DefaultShareBaseUrl;
+
+    /// <summary><c>share</c>: <c>"manual"</c>, <c>"auto"</c> or <c>"disabled"</c>; null when unset or not a string.</summary>
+    public string? Share => Raw["share"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+
+    /// <summary>The deprecated <c>"autoshare": true</c> (OpenCode maps it to <c>share: "auto"</c>).</summary>
+    public bool AutoShare => Raw["autoshare"] is JsonValue v && v.GetValueKind() == JsonValueKind.True;
+
     /// <summary>Loads the global config, then the project's files from the worktree root down to
     /// <paramref name="directory"/> (a deeper file wins, as OpenCode's findUp order gives).</summary>
     public static OpenCodeConfig Load(ConfigLocations locations, string directory, string? worktree)
@@ -82,11 +108,20 @@ public sealed class OpenCodeConfig
             }
         }
 
-        foreach (var dir in ProjectDirs(directory, worktree))
+        var dirs = ProjectDirs(directory, worktree);
+        foreach (var name in ProjectFileNames)
         {
-            foreach (var name in FileNames.Skip(1))
+            foreach (var dir in dirs)
             {
                 MergeFile(Path.Combine(dir, name), merged, sources);
+            }
+        }
+
+        for (int i = dirs.Count - 1; i >= 0; i--)
+        {
+            foreach (var name in ProjectFileNames)
+            {
+                MergeFile(Path.Combine(dirs[i], ".opencode", name), merged, sources);
             }
         }
 
@@ -107,7 +142,8 @@ public sealed class OpenCodeConfig
         }
     }
 
-    private static IEnumerable<string> ProjectDirs(string directory, string? worktree)
+    /// <summary>The project's folders from the worktree root (or the directory alone, outside git) down to the directory.</summary>
+    private static List<string> ProjectDirs(string directory, string? worktree)
     {
         string dir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
         string? stop = worktree is null or "/" ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(worktree));

@@ -29,7 +29,10 @@ public static class JsJson
 
     /// <summary>Parses UTF-8 JSON. Throws <see cref="JsonException"/> (with line and byte position) on bad input,
     /// including duplicate keys, which JavaScript would silently collapse.</summary>
-    public static JsonNode? Parse(ReadOnlySpan<byte> utf8)
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8) => Parse(utf8, MaxDepth);
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte})"/>, with another nesting cap (an import has its own).</summary>
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8, int maxDepth)
     {
         if (utf8.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
         {
@@ -47,7 +50,7 @@ public static class JsJson
         {
             // AllowDuplicateProperties=false: a duplicate key (a classic smuggling trick) is an error here,
             // where JavaScript would silently keep the last one.
-            return Materialize(JsonNode.Parse(utf8, NodeOptions, DocOptions));
+            return Materialize(JsonNode.Parse(utf8, NodeOptions, maxDepth == MaxDepth ? DocOptions : DocOptions with { MaxDepth = maxDepth }));
         }
         catch (ArgumentException ex)
         {
@@ -60,6 +63,43 @@ public static class JsJson
     }
 
     public static JsonNode? Parse(string json) => Parse(Encoding.UTF8.GetBytes(json));
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte})"/>, over an array the caller hands over and never changes
+    /// again: the parsed nodes read their strings from it instead of from a copy. A store file is parsed this way,
+    /// so reading a 2 MB part costs one 2 MB buffer, not two.</summary>
+    public static JsonNode? ParseOwned(byte[] utf8)
+    {
+        var memory = utf8.AsMemory();
+        if (memory.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
+        {
+            memory = memory[3..];
+        }
+
+        if (!System.Text.Unicode.Utf8.IsValid(memory.Span))
+        {
+            throw new JsonException("The text is not valid UTF-8.");
+        }
+
+        try
+        {
+            var root = JsonDocument.Parse(memory, DocOptions).RootElement;
+            return Materialize(root.ValueKind switch
+            {
+                JsonValueKind.Object => JsonObject.Create(root, NodeOptions),
+                JsonValueKind.Array => JsonArray.Create(root, NodeOptions),
+                JsonValueKind.Null => null,
+                _ => JsonValue.Create(root, NodeOptions),
+            });
+        }
+        catch (ArgumentException ex)
+        {
+            throw new JsonException(ex.Message, ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new JsonException(ex.Message, ex);
+        }
+    }
 
     /// <summary>Parses an object; anything else is a <see cref="JsonException"/>.</summary>
     public static JsonObject ParseObject(ReadOnlySpan<byte> utf8) =>
@@ -106,22 +146,91 @@ public static class JsJson
                 break;
             case JsonValue v when v.GetValueKind() == JsonValueKind.String && v.TryGetValue(out JsonElement el):
                 var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(el);
-                if (raw.IndexOf("\\u"u8) >= 0)
+                if (HasLoneSurrogateEscape(raw))
                 {
-                    try
-                    {
-                        _ = el.GetString();
-                    }
-                    catch (InvalidOperationException)
-                    {
-                        return JsonValue.Create(UnescapeLoose(Encoding.UTF8.GetString(raw)));
-                    }
+                    return JsonValue.Create(UnescapeLoose(Encoding.UTF8.GetString(raw)));
                 }
 
                 break;
         }
 
         return node;
+    }
+
+    /// <summary>Whether a raw JSON string token escapes a surrogate that is not half of a pair (<c>"\ud800"</c>), which
+    /// <see cref="JsonElement.GetString"/> refuses. Scans the bytes instead of decoding them: decoding a 2 MB tool
+    /// output just to find out allocated a 4 MB string per read.</summary>
+    private static bool HasLoneSurrogateEscape(ReadOnlySpan<byte> raw)
+    {
+        int i = raw.IndexOf("\\u"u8);
+        if (i < 0)
+        {
+            return false;
+        }
+
+        bool pendingHigh = false;
+        for (; i < raw.Length; i++)
+        {
+            if (raw[i] != '\\')
+            {
+                if (pendingHigh)
+                {
+                    return true;
+                }
+
+                continue;
+            }
+
+            if (raw[i + 1] != 'u')
+            {
+                if (pendingHigh)
+                {
+                    return true;
+                }
+
+                i++; // a two-character escape (\\ included), skipped whole
+                continue;
+            }
+
+            int cu = Hex4(raw.Slice(i + 2, 4));
+            i += 5;
+            if (char.IsHighSurrogate((char)cu))
+            {
+                if (pendingHigh)
+                {
+                    return true;
+                }
+
+                pendingHigh = true;
+            }
+            else if (char.IsLowSurrogate((char)cu))
+            {
+                if (!pendingHigh)
+                {
+                    return true;
+                }
+
+                pendingHigh = false;
+            }
+            else if (pendingHigh)
+            {
+                return true;
+            }
+        }
+
+        return pendingHigh;
+    }
+
+    /// <summary>The value of the 4 hex digits of a <c>\uXXXX</c> escape (the parser has checked they are hex digits).</summary>
+    private static int Hex4(ReadOnlySpan<byte> hex)
+    {
+        int v = 0;
+        foreach (byte b in hex[..4])
+        {
+            v = (v << 4) + (b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10);
+        }
+
+        return v;
     }
 
     /// <summary>Decodes a JSON string literal (with its quotes) as JavaScript's JSON.parse does, lone surrogates included.</summary>
@@ -371,6 +480,10 @@ public static class JsJson
         {
             switch (val.GetValueKind())
             {
+                case JsonValueKind.String when val.TryGetValue(out JsonElement el):
+                    // Straight from the parsed bytes: no .NET string of a 2 MB tool output is ever built to write it.
+                    RawString(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(el));
+                    break;
                 case JsonValueKind.String:
                     String(val.GetValue<string>());
                     break;
@@ -475,66 +588,151 @@ public static class JsJson
 
         private void String(string s)
         {
-            // Worst case: every UTF-16 unit becomes a 6-byte escape, plus the two quotes.
-            var span = output.GetSpan((s.Length * 6) + 2);
-            int p = 0;
-            span[p++] = (byte)'"';
-            for (int i = 0; i < s.Length; i++)
-            {
-                char c = s[i];
-                if (c < 0x80)
-                {
-                    switch (c)
-                    {
-                        case '"': span[p++] = (byte)'\\'; span[p++] = (byte)'"'; break;
-                        case '\\': span[p++] = (byte)'\\'; span[p++] = (byte)'\\'; break;
-                        case '\b': span[p++] = (byte)'\\'; span[p++] = (byte)'b'; break;
-                        case '\f': span[p++] = (byte)'\\'; span[p++] = (byte)'f'; break;
-                        case '\n': span[p++] = (byte)'\\'; span[p++] = (byte)'n'; break;
-                        case '\r': span[p++] = (byte)'\\'; span[p++] = (byte)'r'; break;
-                        case '\t': span[p++] = (byte)'\\'; span[p++] = (byte)'t'; break;
-                        default:
-                            if (c < 0x20)
-                            {
-                                p += EscapeU(span[p..], c);
-                            }
-                            else
-                            {
-                                span[p++] = (byte)c;
-                            }
+            Raw("\""u8);
+            StringBody(s);
+            Raw("\""u8);
+        }
 
-                            break;
+        /// <summary>The characters of a string, escaped as JSON.stringify does. Worst case: every UTF-16 unit becomes a
+        /// 6-byte escape. A long string (a tool's 2 MB output) goes in slices, so the buffer asked of the writer stays
+        /// small: asking for 6x the whole string made each big part a fresh 12 MB allocation.</summary>
+        private void StringBody(scoped ReadOnlySpan<char> s)
+        {
+            const int Slice = 8 * 1024;
+            int i = 0;
+            while (i < s.Length)
+            {
+                int end = Math.Min(s.Length, i + Slice);
+                if (end < s.Length && char.IsHighSurrogate(s[end - 1]))
+                {
+                    end--; // a surrogate pair stays in one slice
+                }
+
+                var span = output.GetSpan((end - i) * 6);
+                int p = 0;
+                for (; i < end; i++)
+                {
+                    char c = s[i];
+                    if (c < 0x80)
+                    {
+                        switch (c)
+                        {
+                            case '"': span[p++] = (byte)'\\'; span[p++] = (byte)'"'; break;
+                            case '\\': span[p++] = (byte)'\\'; span[p++] = (byte)'\\'; break;
+                            case '\b': span[p++] = (byte)'\\'; span[p++] = (byte)'b'; break;
+                            case '\f': span[p++] = (byte)'\\'; span[p++] = (byte)'f'; break;
+                            case '\n': span[p++] = (byte)'\\'; span[p++] = (byte)'n'; break;
+                            case '\r': span[p++] = (byte)'\\'; span[p++] = (byte)'r'; break;
+                            case '\t': span[p++] = (byte)'\\'; span[p++] = (byte)'t'; break;
+                            default:
+                                if (c < 0x20)
+                                {
+                                    p += EscapeU(span[p..], c);
+                                }
+                                else
+                                {
+                                    span[p++] = (byte)c;
+                                }
+
+                                break;
+                        }
+                    }
+                    else if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+                    {
+                        int cp = char.ConvertToUtf32(c, s[i + 1]);
+                        i++;
+                        span[p++] = (byte)(0xF0 | (cp >> 18));
+                        span[p++] = (byte)(0x80 | ((cp >> 12) & 0x3F));
+                        span[p++] = (byte)(0x80 | ((cp >> 6) & 0x3F));
+                        span[p++] = (byte)(0x80 | (cp & 0x3F));
+                    }
+                    else if (char.IsSurrogate(c))
+                    {
+                        // Well-formed JSON.stringify (ES2019) escapes lone surrogates with lowercase hex.
+                        p += EscapeU(span[p..], c);
+                    }
+                    else if (c < 0x800)
+                    {
+                        span[p++] = (byte)(0xC0 | (c >> 6));
+                        span[p++] = (byte)(0x80 | (c & 0x3F));
+                    }
+                    else
+                    {
+                        span[p++] = (byte)(0xE0 | (c >> 12));
+                        span[p++] = (byte)(0x80 | ((c >> 6) & 0x3F));
+                        span[p++] = (byte)(0x80 | (c & 0x3F));
                     }
                 }
-                else if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+
+                output.Advance(p);
+            }
+        }
+
+        /// <summary>
+        /// Writes a parsed string token (raw JSON, quotes included, valid UTF-8) exactly as <see cref="String"/> writes
+        /// the decoded string, without decoding it: the source's escapes are rewritten the JavaScript way (<c>\/</c>
+        /// and <c>\u00e9</c> become the character, controls take their short or lowercase <c>\u00XX</c> form, an
+        /// escaped pair becomes its 4-byte UTF-8, a lone surrogate stays <c>\udXXX</c>); the rest is copied, in slices.
+        /// Unescaped bytes need no change: JSON forbids raw controls in strings and the text is valid UTF-8.
+        /// </summary>
+        private void RawString(ReadOnlySpan<byte> raw)
+        {
+            var body = raw[1..^1];
+            Raw("\""u8);
+            int i = 0;
+            while (i < body.Length)
+            {
+                int bs = body[i..].IndexOf((byte)'\\');
+                if (bs < 0)
                 {
-                    int cp = char.ConvertToUtf32(c, s[i + 1]);
-                    i++;
-                    span[p++] = (byte)(0xF0 | (cp >> 18));
-                    span[p++] = (byte)(0x80 | ((cp >> 12) & 0x3F));
-                    span[p++] = (byte)(0x80 | ((cp >> 6) & 0x3F));
-                    span[p++] = (byte)(0x80 | (cp & 0x3F));
+                    Copy(body[i..]);
+                    break;
                 }
-                else if (char.IsSurrogate(c))
+
+                Copy(body.Slice(i, bs));
+                i += bs;
+                byte e = body[i + 1];
+                if (e != 'u')
                 {
-                    // Well-formed JSON.stringify (ES2019) escapes lone surrogates with lowercase hex.
-                    p += EscapeU(span[p..], c);
+                    // \" \\ \b \f \n \r \t are written the same way by JavaScript; \/ is just a slash.
+                    Copy(e == '/' ? "/"u8 : body.Slice(i, 2));
+                    i += 2;
+                    continue;
                 }
-                else if (c < 0x800)
+
+                int cu = Hex4(body.Slice(i + 2, 4));
+                i += 6;
+                if (char.IsHighSurrogate((char)cu) && i + 6 <= body.Length && body[i] == '\\' && body[i + 1] == 'u'
+                    && Hex4(body.Slice(i + 2, 4)) is int low && char.IsLowSurrogate((char)low))
                 {
-                    span[p++] = (byte)(0xC0 | (c >> 6));
-                    span[p++] = (byte)(0x80 | (c & 0x3F));
+                    i += 6;
+                    int cp = char.ConvertToUtf32((char)cu, (char)low);
+                    var span = output.GetSpan(4);
+                    span[0] = (byte)(0xF0 | (cp >> 18));
+                    span[1] = (byte)(0x80 | ((cp >> 12) & 0x3F));
+                    span[2] = (byte)(0x80 | ((cp >> 6) & 0x3F));
+                    span[3] = (byte)(0x80 | (cp & 0x3F));
+                    output.Advance(4);
+                    continue;
                 }
-                else
-                {
-                    span[p++] = (byte)(0xE0 | (c >> 12));
-                    span[p++] = (byte)(0x80 | ((c >> 6) & 0x3F));
-                    span[p++] = (byte)(0x80 | (c & 0x3F));
-                }
+
+                // One UTF-16 unit: String() writes it, escapes included, exactly as JavaScript would.
+                Span<char> one = [(char)cu];
+                StringBody(one);
             }
 
-            span[p++] = (byte)'"';
-            output.Advance(p);
+            Raw("\""u8);
+        }
+
+        /// <summary>Copies bytes that need no change, at most 64 KiB per buffer asked of the writer.</summary>
+        private void Copy(ReadOnlySpan<byte> bytes)
+        {
+            while (bytes.Length > 0)
+            {
+                int n = Math.Min(bytes.Length, 64 * 1024);
+                Raw(bytes[..n]);
+                bytes = bytes[n..];
+            }
         }
 
         private static int EscapeU(Span<byte> dest, char c)

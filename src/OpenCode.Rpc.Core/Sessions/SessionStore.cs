@@ -280,7 +280,9 @@ public sealed class SessionStore
 
     /// <summary>Deletes a session and, first, its children (recursively), with their messages, parts, diffs,
     /// share records and todos. The session file goes first so a crash midway never shows a half-deleted
-    /// session; what remains is unreachable debris. Nothing in the user's worktree is touched.</summary>
+    /// session; what remains is unreachable debris. Nothing in the user's worktree is touched. A share record is
+    /// not dropped but moved to <see cref="StoreLayout.ShareDeleteDir"/>: its secret is what deletes the share on
+    /// its server (OpenCode unshares on delete), which may be down right now.</summary>
     public async Task<IReadOnlyList<JsonObject>> DeleteSessionAsync(string sessionId, CancellationToken ct)
     {
         var (root, _) = ReadSession(sessionId);
@@ -304,7 +306,7 @@ public sealed class SessionStore
                 index.Remove(projectId, id);
                 DeleteMessagesOf(id);
                 AtomicFile.Delete(Layout.SessionDiffFile(id));
-                AtomicFile.Delete(Layout.SessionShareFile(id));
+                RetireShareRecord(id);
                 AtomicFile.Delete(Layout.TodoFile(id));
                 AtomicFile.Delete(Layout.ForkOriginFile(id));
             }
@@ -314,6 +316,25 @@ public sealed class SessionStore
         }
 
         return deleted;
+    }
+
+    /// <summary>Moves a deleted session's share record into the share-delete queue (durably, before the record is
+    /// removed), so the remote share is deleted even if no one can reach its server now.</summary>
+    private void RetireShareRecord(string sessionId)
+    {
+        string record = Layout.SessionShareFile(sessionId);
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(record);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return; // not shared
+        }
+
+        AtomicFile.Write(Layout.ShareDeleteFile(sessionId), bytes);
+        AtomicFile.Delete(record);
     }
 
     private void CollectSubtree(string id, List<string> order, HashSet<string> seen)
@@ -433,9 +454,10 @@ public sealed class SessionStore
         return list;
     }
 
-    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any. Costs one stat when
-    /// the message has no part folder, which is the case for every new message.</summary>
-    private string? PartOwner(string messageId)
+    /// <summary>The session that the existing parts of <paramref name="messageId"/> name, if any (the part folder is
+    /// keyed by the message id alone). Costs one stat when the message has no part folder, which is the case for
+    /// every new message.</summary>
+    public string? PartOwner(string messageId)
     {
         string dir = Layout.PartDir(messageId);
         if (!Directory.Exists(dir))
@@ -669,7 +691,7 @@ public sealed class SessionStore
 
         try
         {
-            return JsJson.Parse(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
+            return JsJson.ParseOwned(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
         }
         catch (JsonException ex)
         {

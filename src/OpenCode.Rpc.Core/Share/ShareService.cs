@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Config;
 using OpenCode.Rpc.Core.Ids;
 using OpenCode.Rpc.Core.Json;
 using OpenCode.Rpc.Core.Sessions;
@@ -26,18 +27,21 @@ public sealed record ShareRecord(string Id, string Secret, string Url);
 /// <param name="Mode">The effective mode, with <c>OPENCODE_DISABLE_SHARE</c> applied.</param>
 public sealed record ShareSettings(string BaseUrl, ShareMode Mode)
 {
-    /// <summary>Reads <c>enterprise.url</c>, <c>share</c>, the deprecated <c>autoshare</c>, and the environment
-    /// (<c>OPENCODE_DISABLE_SHARE</c> forces disabled, <c>OPENCODE_AUTO_SHARE</c> turns auto on).</summary>
-    public static ShareSettings Read(string? directory, string? worktree)
+    /// <summary>Reads <c>enterprise.url</c>, <c>share</c>, the deprecated <c>autoshare</c> from the same merged
+    /// config every other feature reads (<see cref="OpenCodeConfig"/>, so an injected config dir is honoured), and
+    /// the environment (<c>OPENCODE_DISABLE_SHARE</c> forces disabled, <c>OPENCODE_AUTO_SHARE</c> turns auto on).</summary>
+    public static ShareSettings Read(ConfigLocations locations, string directory, string? worktree) =>
+        From(OpenCodeConfig.Load(locations, directory, worktree));
+
+    public static ShareSettings From(OpenCodeConfig config)
     {
-        var mode = ShareConfig.TopLevel("share", directory, worktree) is { ValueKind: JsonValueKind.String } s
-            ? s.GetString() switch
-            {
-                "auto" => ShareMode.Auto,
-                "disabled" => ShareMode.Disabled,
-                _ => ShareMode.Manual,
-            }
-            : ShareConfig.TopLevel("autoshare", directory, worktree) is { ValueKind: JsonValueKind.True } ? ShareMode.Auto : ShareMode.Manual;
+        var mode = config.Share switch
+        {
+            "auto" => ShareMode.Auto,
+            "disabled" => ShareMode.Disabled,
+            null when config.AutoShare => ShareMode.Auto,
+            _ => ShareMode.Manual,
+        };
         if (mode == ShareMode.Manual && EnvTrue("OPENCODE_AUTO_SHARE"))
         {
             mode = ShareMode.Auto;
@@ -48,7 +52,7 @@ public sealed record ShareSettings(string BaseUrl, ShareMode Mode)
             mode = ShareMode.Disabled;
         }
 
-        return new ShareSettings(ShareConfig.BaseUrl(directory, worktree), mode);
+        return new ShareSettings(config.ShareBaseUrl, mode);
     }
 
     private static bool EnvTrue(string name) => Environment.GetEnvironmentVariable(name) is "1" or "true";
@@ -92,7 +96,7 @@ public sealed class ShareService : IDisposable
         Restore();
         store.Changed += OnChanged;
         loop = Task.Run(() => RunAsync(stop.Token));
-        if (queues.Values.Any(q => q.Items.Count > 0))
+        if (queues.Values.Any(q => q.Items.Count > 0) || ShareDeletes.Pending(store.Layout).Count > 0)
         {
             wake.Release();
         }
@@ -110,6 +114,9 @@ public sealed class ShareService : IDisposable
             return queues.TryGetValue(sessionId, out var q) ? q.Items.Count : 0;
         }
     }
+
+    /// <summary>Deleted sessions whose share is still to be deleted on the server (<see cref="ShareDeletes"/>).</summary>
+    public int PendingDeletes => ShareDeletes.Pending(store.Layout).Count;
 
     /// <summary>The share record OpenCode keeps for a session, or null.</summary>
     public ShareRecord? Record(string sessionId)
@@ -182,7 +189,8 @@ public sealed class ShareService : IDisposable
         return await store.UpdateSessionAsync(sessionId, i => i.Remove("share"), ct).ConfigureAwait(false);
     }
 
-    /// <summary>Sends everything pending now. True when nothing is left.</summary>
+    /// <summary>Sends everything pending now: sync items, then the deletes of deleted sessions' shares. True when
+    /// nothing is left.</summary>
     public async Task<bool> FlushAsync(CancellationToken ct)
     {
         string[] ids;
@@ -195,6 +203,19 @@ public sealed class ShareService : IDisposable
         foreach (var id in ids)
         {
             ok &= await TrySendAsync(id, ct).ConfigureAwait(false);
+        }
+
+        if (ShareDeletes.Pending(store.Layout).Count > 0)
+        {
+            await sending.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                ok &= await ShareDeletes.SendAsync(store.Layout, () => settings().BaseUrl, http, log, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                sending.Release();
+            }
         }
 
         return ok;
@@ -281,6 +302,11 @@ public sealed class ShareService : IDisposable
                                 AtomicFile.Delete(QueueFile(did));
                             }
                         }
+
+                        if (File.Exists(store.Layout.ShareDeleteFile(did)))
+                        {
+                            wake.Release(); // the store queued its share for deletion on the server
+                        }
                     }
 
                     break;
@@ -299,8 +325,9 @@ public sealed class ShareService : IDisposable
         {
             s = settings();
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or OpenCodeException)
         {
+            log($"share: not auto-sharing {sessionId}: {ex.Message}");
             return;
         }
 
@@ -601,7 +628,12 @@ public sealed class ShareService : IDisposable
         }
     }
 
-    private async Task<JsonObject> SendAsync(HttpMethod method, string url, JsonObject body, CancellationToken ct)
+    private Task<JsonObject> SendAsync(HttpMethod method, string url, JsonObject body, CancellationToken ct) =>
+        SendAsync(http, method, url, body, ct);
+
+    /// <summary>One JSON request to the share server; a non-2xx answer is a <see cref="ShareHttpException"/>, an
+    /// unreachable server a <see cref="OpenCodeException"/> (FetchFailed).</summary>
+    internal static async Task<JsonObject> SendAsync(HttpClient http, HttpMethod method, string url, JsonObject body, CancellationToken ct)
     {
         using var req = new HttpRequestMessage(method, url)
         {

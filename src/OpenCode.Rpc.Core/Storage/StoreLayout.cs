@@ -70,6 +70,12 @@ public sealed class StoreLayout
 
     public string SessionShareFile(string sessionId) => Path.Combine(Storage, "session_share", Check(sessionId, Identifier.Session) + ".json");
 
+    /// <summary>Shares still to be deleted on their server: the share record of a deleted session, kept (with its
+    /// secret) until the server confirms the delete. Side data: OpenCode never reads it.</summary>
+    public string ShareDeleteDir => Path.Combine(SideDir, "share-deletes");
+
+    public string ShareDeleteFile(string sessionId) => Path.Combine(ShareDeleteDir, Check(sessionId, Identifier.Session) + ".json");
+
     public string TodoFile(string sessionId) => Path.Combine(Storage, "todo", Check(sessionId, Identifier.Session) + ".json");
 
     /// <summary>A project id is a 40-hex root commit, <c>global</c>, or (newer OpenCode) a sha1: always plain

@@ -36,8 +36,6 @@ public sealed record ImportResult(string SessionID, int Session, int Messages, i
 /// </summary>
 public static class SessionImporter
 {
-    private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
-
     /// <summary>Reads an import file, refusing one over the size cap before reading it.</summary>
     public static async Task<byte[]> ReadFileAsync(string path, ImportLimits limits, CancellationToken ct)
     {
@@ -80,15 +78,13 @@ public static class SessionImporter
             utf8 = utf8[3..];
         }
 
+        // JsJson.Parse is the store's reader: it refuses invalid UTF-8 and duplicate keys up front and decodes lone
+        // surrogate escapes as JavaScript does. System.Text.Json alone checks both only when a value is first read,
+        // which surfaced as an InvalidOperationException after validation (found by the import fuzz target).
         try
         {
-            return JsonNode.Parse(utf8, NodeOptions, new JsonDocumentOptions
-            {
-                MaxDepth = limits.MaxDepth,
-                AllowDuplicateProperties = false,
-                CommentHandling = JsonCommentHandling.Disallow,
-                AllowTrailingCommas = false,
-            }) ?? throw new InvalidInputException(source, "is null", $"Invalid JSON in {source}: the document is null.");
+            return JsJson.Parse(utf8, limits.MaxDepth)
+                ?? throw new InvalidInputException(source, "is null", $"Invalid JSON in {source}: the document is null.");
         }
         catch (JsonException ex)
         {
@@ -250,11 +246,6 @@ public static class SessionImporter
             throw Invalid("info.projectID", "must be 1 to 128 characters of [0-9A-Za-z]");
         }
 
-        if (project is not null)
-        {
-            ProjectResolver.EnsureProjectFile(layout, project, store.Now);
-        }
-
         JsonObject info;
         bool existed;
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
@@ -267,6 +258,23 @@ public static class SessionImporter
             }
 
             existed = current is not null;
+
+            // storage/part/<messageID>/ is keyed by the message id alone: a message id another session already uses
+            // would put this import's parts under that session's message (and a delete of either would take both).
+            for (int i = 0; i < data.Messages.Count; i++)
+            {
+                string messageId = data.Messages[i].Info["id"]!.GetValue<string>();
+                if (store.PartOwner(messageId) is { } owner && owner != sessionId)
+                {
+                    throw new OpenCodeException(ErrorKind.Conflict, $"Invalid session data: messages[{i}].info.id {messageId} already belongs to session {owner}; message ids must be unique across sessions.");
+                }
+            }
+
+            if (project is not null)
+            {
+                ProjectResolver.EnsureProjectFile(layout, project, store.Now); // after every check: a refusal writes nothing
+            }
+
             var bulk = new BulkWriter(layout);
             try
             {

@@ -11,10 +11,18 @@ namespace OpenCode.Rpc.Core.Transfer;
 /// Imports from a share link (<c>opencode import https://opncd.ai/share/&lt;slug&gt;</c>): checks the link's shape,
 /// fetches <c>GET &lt;origin&gt;/api/share/&lt;slug&gt;/data</c> (a flat array of <c>{type, data}</c>) with a timeout and
 /// a size cap, follows redirects only within the same origin, and groups the parts under their messages.
+/// The body must keep coming: a server that stops sending for <see cref="DefaultIdleTimeout"/>, or takes longer than
+/// <see cref="DefaultTotalTimeout"/> in all, is given up on (HttpClient's own timeout ends at the headers).
 /// </summary>
 public static partial class ShareClient
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest wait for the next bytes of the body.</summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest whole download (a slow-loris server trickling bytes never ends otherwise).</summary>
+    public static readonly TimeSpan DefaultTotalTimeout = TimeSpan.FromMinutes(10);
 
     private const int MaxRedirects = 5;
 
@@ -28,9 +36,17 @@ public static partial class ShareClient
     public static string Slug(string url, string baseUrl)
     {
         var m = ShareUrl().Match(url);
-        if (!m.Success || !Uri.TryCreate(url, UriKind.Absolute, out _))
+        // The regex is OpenCode's; the parsed URL must agree with it, so that "https://opncd.ai?x/share/abc" or
+        // "https://opncd.ai@evil.example/share/abc" (the host is evil.example) is not read as a link to opncd.ai.
+        if (!m.Success || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.AbsolutePath != "/share/" + m.Groups[1].Value
+            || uri.Query.Length > 0 || uri.Fragment.Length > 0)
         {
             throw new InvalidInputException("url", "is not a share link", $"Invalid URL format. Expected: {baseUrl}/share/<slug>");
+        }
+
+        if (uri.UserInfo.Length > 0)
+        {
+            throw new InvalidInputException("url", "has a user name or password", $"Invalid URL format: a share link has no user name or password before the host ({uri.Host}). Expected: {baseUrl}/share/<slug>");
         }
 
         return m.Groups[1].Value;
@@ -48,12 +64,12 @@ public static partial class ShareClient
     };
 
     /// <summary>Fetches a share and returns it as import data (validated).</summary>
-    public static async Task<ImportData> FetchAsync(HttpClient http, string url, string baseUrl, ImportLimits limits, CancellationToken ct)
+    public static async Task<ImportData> FetchAsync(HttpClient http, string url, string baseUrl, ImportLimits limits, CancellationToken ct, TimeSpan? idleTimeout = null, TimeSpan? totalTimeout = null)
     {
         string slug = Slug(url, baseUrl);
         var origin = new Uri(url).GetLeftPart(UriPartial.Authority);
         var target = new Uri($"{origin}/api/share/{slug}/data");
-        byte[] body = await GetAsync(http, target, slug, limits, ct).ConfigureAwait(false);
+        var (body, contentType) = await GetAsync(http, target, slug, limits, idleTimeout ?? DefaultIdleTimeout, totalTimeout ?? DefaultTotalTimeout, ct).ConfigureAwait(false);
         JsonNode root;
         try
         {
@@ -61,14 +77,20 @@ public static partial class ShareClient
         }
         catch (InvalidInputException)
         {
-            throw new OpenCodeException(ErrorKind.FetchFailed, $"Share data was not valid JSON: {url}");
+            // An HTML error page or a captive portal is the usual cause: say what came instead of JSON.
+            string what = contentType is { Length: > 0 } && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase)
+                ? $" (the server answered {contentType})"
+                : string.Empty;
+            throw new OpenCodeException(ErrorKind.FetchFailed, $"Share data was not valid JSON{what}: {url}");
         }
 
         return Group(root, slug, limits);
     }
 
-    private static async Task<byte[]> GetAsync(HttpClient http, Uri target, string slug, ImportLimits limits, CancellationToken ct)
+    private static async Task<(byte[] Body, string? ContentType)> GetAsync(HttpClient http, Uri target, string slug, ImportLimits limits, TimeSpan idleTimeout, TimeSpan totalTimeout, CancellationToken ct)
     {
+        using var total = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        total.CancelAfter(totalTimeout);
         for (int hop = 0; ; hop++)
         {
             using var req = new HttpRequestMessage(HttpMethod.Get, target);
@@ -77,7 +99,7 @@ public static partial class ShareClient
             HttpResponseMessage resp;
             try
             {
-                resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, total.Token).ConfigureAwait(false);
             }
             catch (HttpRequestException ex)
             {
@@ -85,7 +107,8 @@ public static partial class ShareClient
             }
             catch (TaskCanceledException ex) when (!ct.IsCancellationRequested)
             {
-                throw new OpenCodeException(ErrorKind.FetchFailed, $"Failed to fetch share data: {target.GetLeftPart(UriPartial.Authority)} did not answer within {http.Timeout.TotalSeconds:0} s.", ex);
+                double waited = total.IsCancellationRequested ? totalTimeout.TotalSeconds : http.Timeout.TotalSeconds;
+                throw new OpenCodeException(ErrorKind.FetchFailed, $"Failed to fetch share data: {target.GetLeftPart(UriPartial.Authority)} did not answer within {waited:0} s.", ex);
             }
 
             using (resp)
@@ -127,10 +150,17 @@ public static partial class ShareClient
                 using var ms = new MemoryStream();
                 var buffer = new byte[81920];
                 int n;
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(total.Token);
                 try
                 {
-                    while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                    while (true)
                     {
+                        idle.CancelAfter(idleTimeout); // restarts the idle clock for this read
+                        if ((n = await stream.ReadAsync(buffer, idle.Token).ConfigureAwait(false)) == 0)
+                        {
+                            break;
+                        }
+
                         if (ms.Length + n > limits.MaxBytes)
                         {
                             throw SessionImporter.TooLarge(ms.Length + n, limits);
@@ -143,8 +173,15 @@ public static partial class ShareClient
                 {
                     throw new OpenCodeException(ErrorKind.FetchFailed, $"Failed to fetch share data: the connection broke ({ex.Message}).", ex);
                 }
+                catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
+                {
+                    string why = total.IsCancellationRequested
+                        ? $"the download took longer than {totalTimeout.TotalSeconds:0} s"
+                        : $"the server sent nothing for {idleTimeout.TotalSeconds:0} s";
+                    throw new OpenCodeException(ErrorKind.FetchFailed, $"Failed to fetch share data: {why} ({ms.Length} bytes received).", ex);
+                }
 
-                return ms.ToArray();
+                return (ms.ToArray(), resp.Content.Headers.ContentType?.MediaType);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OpenCode.Rpc.Core;
+using OpenCode.Rpc.Core.Config;
 using OpenCode.Rpc.Core.Storage;
 
 namespace OpenCode.Rpc.Cli;
@@ -34,6 +35,19 @@ public static class CliApp
 
     public static string DataDir(ParseResult pr) =>
         Path.GetFullPath(pr.GetValue(DataDirOption) is { Length: > 0 } d ? d : StoreLayout.DefaultDataDir());
+
+    /// <summary>A <c>--config-dir</c> option for a verb that reads OpenCode's config (one instance per command).</summary>
+    public static Option<string?> NewConfigDirOption() => new("--config-dir")
+    {
+        Description = "global OpenCode config dir (default: $OPENCODE_CONFIG_DIR, else $XDG_CONFIG_HOME/opencode, else ~/.config/opencode)",
+    };
+
+    public static ConfigLocations ConfigLocations(ParseResult pr, Option<string?> configDir) =>
+        pr.GetValue(configDir) is { Length: > 0 } d ? new ConfigLocations(Path.GetFullPath(d)) : Core.Config.ConfigLocations.FromEnvironment();
+
+    /// <summary>The project's merged OpenCode config, as the sidecar reads it.</summary>
+    public static OpenCodeConfig Config(ParseResult pr, Option<string?> configDir, Core.Projects.ProjectInfo project) =>
+        OpenCodeConfig.Load(ConfigLocations(pr, configDir), project.Directory, project.IsGit ? project.Worktree : null);
 
     public static string ProjectDir(ParseResult pr) =>
         Path.GetFullPath(pr.GetValue(DirectoryOption) is { Length: > 0 } d ? d : Environment.CurrentDirectory);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OpenCode.Rpc.Core.Transfer;
 using OpenCode.Rpc.Server;
 
 namespace OpenCode.Rpc.Cli;
@@ -22,14 +23,20 @@ public static class ServeCommand
             Description = "notify the client of store changes made by other processes (another sidecar, OpenCode)",
             DefaultValueFactory = _ => true,
         };
-        var cmd = new Command("serve", "speak JSON-RPC 2.0 over stdin/stdout (LSP framing)") { maxFrame, configDir, watch };
+        var maxImport = new Option<long>("--max-import-bytes")
+        {
+            Description = "largest session/import accepted (file, content or share download), in bytes",
+            DefaultValueFactory = _ => ImportLimits.DefaultMaxBytes,
+        };
+        var cmd = new Command("serve", "speak JSON-RPC 2.0 over stdin/stdout (LSP framing)") { maxFrame, configDir, watch, maxImport };
         cmd.SetAction(async (pr, ct) =>
         {
             // stdout is the wire. Anything that writes to Console.Out by mistake goes to stderr instead.
             var stdout = Console.OpenStandardOutput();
             var stdin = Console.OpenStandardInput();
             Console.SetOut(Console.Error);
-            var options = new ServerOptions(CliApp.DataDir(pr), CliApp.ProjectDir(pr), pr.GetValue(maxFrame), pr.GetValue(configDir), pr.GetValue(watch));
+            var options = new ServerOptions(CliApp.DataDir(pr), CliApp.ProjectDir(pr), pr.GetValue(maxFrame), pr.GetValue(configDir), pr.GetValue(watch),
+                ImportLimits.Default with { MaxBytes = pr.GetValue(maxImport) });
             using var server = RpcServer.Start(stdout, stdin, options, CliApp.Log);
             try
             {

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Json;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Share;
 using OpenCode.Rpc.Core.Storage;
 
 namespace OpenCode.Rpc.Cli;
@@ -38,13 +39,15 @@ public static class SessionCommands
         }));
 
         var id = new Argument<string>("sessionID") { Description = "session ID to delete" };
-        var delete = new Command("delete", "delete a session") { id };
+        var configDir = CliApp.NewConfigDirOption();
+        var delete = new Command("delete", "delete a session (and its share, if it is shared)") { id, configDir };
         delete.SetAction((pr, ct) => CliApp.GuardAsync(async () =>
         {
             var store = OpenStore(pr);
             string sid = pr.GetValue(id)!;
             await store.DeleteSessionAsync(sid, ct).ConfigureAwait(false);
             WriteStdout($"Session {sid} deleted\n");
+            await DeleteSharesAsync(store, pr, configDir, ct).ConfigureAwait(false);
             return 0;
         }));
 
@@ -63,6 +66,26 @@ public static class SessionCommands
 
         double end = d < 0 ? Math.Max(0, sessions.Count + Math.Truncate(d)) : Math.Min(sessions.Count, Math.Truncate(d));
         return sessions.Take((int)end).ToList();
+    }
+
+    /// <summary>Deletes the shares of the sessions just deleted (and any still queued) on their server. The local
+    /// delete has succeeded either way: a server that cannot be reached leaves the delete queued, for the next
+    /// sidecar to send, and says so on stderr.</summary>
+    private static async Task DeleteSharesAsync(SessionStore store, ParseResult pr, Option<string?> configDir, CancellationToken ct)
+    {
+        if (ShareDeletes.Pending(store.Layout).Count == 0)
+        {
+            return;
+        }
+
+        var project = ProjectResolver.Resolve(CliApp.ProjectDir(pr));
+        string baseUrl = CliApp.Config(pr, configDir, project).ShareBaseUrl;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+        bool done = await ShareDeletes.SendAsync(store.Layout, () => baseUrl, http, CliApp.Log, ct).ConfigureAwait(false);
+        if (!done)
+        {
+            CliApp.Log("the share could not be deleted on its server now; the delete is queued and `opencode-rpc serve` retries it");
+        }
     }
 
     internal static SessionStore OpenStore(ParseResult pr) =>

@@ -127,7 +127,8 @@ public static class TransferCommands
             Description = "largest import accepted, in bytes",
             DefaultValueFactory = _ => ImportLimits.DefaultMaxBytes,
         };
-        var cmd = new Command("import", "import session data from a JSON file, a share URL or OpenCode's database") { file, fromDb, maxBytes };
+        var configDir = CliApp.NewConfigDirOption();
+        var cmd = new Command("import", "import session data from a JSON file, a share URL or OpenCode's database") { file, fromDb, maxBytes, configDir };
         cmd.SetAction((pr, ct) => CliApp.GuardAsync(async () =>
         {
             var store = SessionCommands.OpenStore(pr);
@@ -144,7 +145,7 @@ public static class TransferCommands
             if (ShareClient.IsUrl(arg))
             {
                 using var http = ShareClient.CreateHttpClient();
-                var data = await ShareClient.FetchAsync(http, arg, ShareConfig.BaseUrl(project.Directory, project.Worktree), limits, ct).ConfigureAwait(false);
+                var data = await ShareClient.FetchAsync(http, arg, CliApp.Config(pr, configDir, project).ShareBaseUrl, limits, ct).ConfigureAwait(false);
                 r = await SessionImporter.WriteAsync(store, data, project, ct).ConfigureAwait(false);
             }
             else

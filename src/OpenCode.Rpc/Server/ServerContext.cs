@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Config;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
 using OpenCode.Rpc.Core.Share;
 using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Core.Transfer;
 using PolyType;
 using StreamJsonRpc;
 
@@ -14,11 +16,16 @@ namespace OpenCode.Rpc.Server;
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
 /// <param name="ConfigDir">The global OpenCode config dir; null: <c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>.</param>
 /// <param name="WatchStore">Report store changes made by other processes as notifications (<see cref="StoreWatcher"/>).</param>
-public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null, bool WatchStore = false)
+/// <param name="ImportLimits">Caps on one <c>session/import</c> (bytes, depth, messages, parts); null: <see cref="ImportLimits.Default"/>.</param>
+public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null, bool WatchStore = false, ImportLimits? ImportLimits = null)
 {
     public const long DefaultMaxFrameBytes = 64L * 1024 * 1024;
 
     public const int MaxListLimit = 100_000;
+
+    /// <summary>Where OpenCode config files are read: <see cref="ConfigDir"/> when given (tests, <c>--config-dir</c>),
+    /// else OpenCode's own locations from the environment.</summary>
+    public ConfigLocations ConfigLocations => ConfigDir is { } dir ? new ConfigLocations(dir) : ConfigLocations.FromEnvironment();
 }
 
 /// <summary>State shared by the RPC targets of one connection: the store, the project chosen at
@@ -39,7 +46,7 @@ public sealed class ServerContext
         Forks = new ForkService(Store);
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
-        Share = new ShareService(Store, () => ShareSettings.Read(project?.Directory ?? options.DefaultDirectory, project?.Worktree), log);
+        Share = new ShareService(Store, () => ShareSettings.Read(options.ConfigLocations, project?.Directory ?? options.DefaultDirectory, project is { IsGit: true } p ? p.Worktree : null), log);
         if (options.WatchStore)
         {
             try

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core;
+using OpenCode.Rpc.Core.Config;
 using OpenCode.Rpc.Core.Transfer;
 using PolyType;
 using StreamJsonRpc;
@@ -39,12 +40,13 @@ public sealed partial class TransferTarget(ServerContext ctx)
         }
 
         var project = ctx.Project;
-        var limits = ImportLimits.Default;
+        var limits = ctx.Options.ImportLimits ?? ImportLimits.Default;
         ImportResult r;
         if (q.Url is not null)
         {
             using var http = ShareClient.CreateHttpClient();
-            var data = await ShareClient.FetchAsync(http, q.Url, ShareConfig.BaseUrl(project.Directory, project.Worktree), limits, ct).ConfigureAwait(false);
+            string baseUrl = OpenCodeConfig.Load(ctx.Options.ConfigLocations, project.Directory, project.IsGit ? project.Worktree : null).ShareBaseUrl;
+            var data = await ShareClient.FetchAsync(http, q.Url, baseUrl, limits, ct).ConfigureAwait(false);
             r = await SessionImporter.WriteAsync(ctx.Store, data, project, ct).ConfigureAwait(false);
         }
         else if (q.Path is not null)
@@ -87,7 +89,7 @@ public sealed partial class TransferTarget(ServerContext ctx)
         DbImportResult r;
         try
         {
-            r = await OpenCodeDbImporter.ImportAsync(ctx.Store, path, ImportLimits.Default, progress, ct).ConfigureAwait(false);
+            r = await OpenCodeDbImporter.ImportAsync(ctx.Store, path, ctx.Options.ImportLimits ?? ImportLimits.Default, progress, ct).ConfigureAwait(false);
         }
         finally
         {

@@ -35,4 +35,33 @@ public sealed class FuzzSmokeTests(ITestOutputHelper output)
         Targets.Store(input);
         Assert.Throws<System.Text.Json.JsonException>(() => OpenCode.Rpc.Core.Json.JsJson.Parse(input));
     }
+
+    private static readonly string ImportSeed = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "corpus", "import", "min-1msg.json"));
+
+    /// <summary>Found by the import smoke within seconds: invalid UTF-8 inside a string passed the import parser (it
+    /// used System.Text.Json directly) and threw InvalidOperationException when the validator read the value. Now a
+    /// clear refusal naming UTF-8.</summary>
+    [Fact]
+    public void Regression_InvalidUtf8InAnImport_IsARefusalNotACrash()
+    {
+        byte[] seed = System.Text.Encoding.UTF8.GetBytes(ImportSeed);
+        int at = ImportSeed.IndexOf("\"title\":\"", StringComparison.Ordinal) + 9;
+        byte[] input = [.. seed[..at], 0xC3, 0x28, .. seed[at..]];
+        Targets.Import(input);
+        var ex = Assert.Throws<OpenCode.Rpc.Core.InvalidInputException>(() => OpenCode.Rpc.Core.Transfer.SessionImporter.ParseJson(input, "f.json", OpenCode.Rpc.Core.Transfer.ImportLimits.Default));
+        Assert.Contains("UTF-8", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Found next to it: a lone surrogate escape, which JavaScript's JSON.parse accepts (and OpenCode writes
+    /// back as "\ud800"), threw InvalidOperationException from the validator. It now imports as JavaScript reads it.</summary>
+    [Fact]
+    public void Regression_LoneSurrogateEscapeInAnImport_ImportsAsJavaScriptReadsIt()
+    {
+        string json = ImportSeed.Replace("\"title\":\"", "\"title\":\"\\ud800x", StringComparison.Ordinal);
+        byte[] input = System.Text.Encoding.UTF8.GetBytes(json);
+        Targets.Import(input);
+        var data = OpenCode.Rpc.Core.Transfer.SessionImporter.FromJson(OpenCode.Rpc.Core.Transfer.SessionImporter.ParseJson(input, "f.json", OpenCode.Rpc.Core.Transfer.ImportLimits.Default), OpenCode.Rpc.Core.Transfer.ImportLimits.Default);
+        Assert.StartsWith("\ud800x", (string?)data.Info["title"], StringComparison.Ordinal);
+        Assert.Contains("\"title\": \"\\ud800x", OpenCode.Rpc.Core.Json.JsJson.ToText(data.Info), StringComparison.Ordinal);
+    }
 }

@@ -41,11 +41,13 @@ public sealed class RawWire : IAsyncDisposable
         }
     }
 
-    public static async Task<RawWire> InProcAsync(TestDirs dirs, long maxFrameBytes = ServerOptions.DefaultMaxFrameBytes, bool initialize = true)
+    public static async Task<RawWire> InProcAsync(TestDirs dirs, long maxFrameBytes = ServerOptions.DefaultMaxFrameBytes, bool initialize = true, ServerOptions? options = null)
     {
         var (s, c) = FullDuplexStream.CreatePair();
         RawWire? w = null;
-        var server = RpcServer.Start(s, s, new ServerOptions(dirs.DataDir, dirs.ProjectDir, maxFrameBytes), m => { if (w is not null) { lock (w.log) { w.log.Add(m); } } });
+        // The test's own global config dir: a test must never read the real ~/.config/opencode.
+        options ??= new ServerOptions(dirs.DataDir, dirs.ProjectDir, maxFrameBytes, ConfigDir: dirs.ConfigDir);
+        var server = RpcServer.Start(s, s, options, m => { if (w is not null) { lock (w.log) { w.log.Add(m); } } });
         w = new RawWire(c, c, server, null);
         if (initialize)
         {

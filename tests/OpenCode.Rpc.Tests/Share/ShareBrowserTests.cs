@@ -18,7 +18,7 @@ public sealed class ShareBrowserTests
         await EnsureToolsAsync();
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl);
+        WriteConfig(dirs, server.BaseUrl);
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s, "Browser check <title>");
         var (u, _) = await Conversation.TurnAsync(s, sid, 1_700_000_000_000, "first question from the user", "an answer");

@@ -18,7 +18,7 @@ public sealed class ShareSyncTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl);
+        WriteConfig(dirs, server.BaseUrl);
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s, "shared one");
         await Conversation.TurnAsync(s, sid, 1_700_000_000_000, "hello <b>there</b>", "Here:\n```js\nconsole.log(1)\n```");
@@ -46,7 +46,7 @@ public sealed class ShareSyncTests
 
         // Read back through the CLI into another data dir, and compare with our export.
         using var other = new TestDirs();
-        var imp = await ProcessServer.RunCliAsync(["import", url, "--data-dir", other.DataDir, "--directory", other.ProjectDir], other.ProjectDir);
+        var imp = await ProcessServer.RunCliAsync(["import", url, "--data-dir", other.DataDir, "--directory", other.ProjectDir, "--config-dir", other.ConfigDir], other.ProjectDir);
         Assert.True(imp.Code == 0, imp.Stderr);
         string ours = await ExportAsync(s.Server.Context.Store, sid);
         string theirs = await ExportAsync(NewStore(other), sid);
@@ -59,7 +59,7 @@ public sealed class ShareSyncTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl);
+        WriteConfig(dirs, server.BaseUrl);
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s);
         await Conversation.TurnAsync(s, sid, 1_700_000_000_000, "a", "b");
@@ -84,7 +84,7 @@ public sealed class ShareSyncTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl);
+        WriteConfig(dirs, server.BaseUrl);
         string sid;
         string shareId;
         await using (var s = await InProcServer.StartAsync(dirs))
@@ -97,8 +97,8 @@ public sealed class ShareSyncTests
 
         // Another data dir holds the session (imported) and the record (as OpenCode keeps it), nothing else of ours.
         using var other = new TestDirs();
-        WriteConfig(other.ProjectDir, server.BaseUrl);
-        var imp = await ProcessServer.RunCliAsync(["import", $"{server.BaseUrl}/share/{shareId}", "--data-dir", other.DataDir, "--directory", other.ProjectDir], other.ProjectDir);
+        WriteConfig(other, server.BaseUrl);
+        var imp = await ProcessServer.RunCliAsync(["import", $"{server.BaseUrl}/share/{shareId}", "--data-dir", other.DataDir, "--directory", other.ProjectDir, "--config-dir", other.ConfigDir], other.ProjectDir);
         Assert.True(imp.Code == 0, imp.Stderr);
         string recordFile = new StoreLayout(other.DataDir).SessionShareFile(sid);
         Directory.CreateDirectory(Path.GetDirectoryName(recordFile)!);
@@ -140,7 +140,7 @@ public sealed class ShareSyncTests
         var server = await StartServerAsync(serverData);
         int port = PortOf(server.BaseUrl);
         string baseUrl = server.BaseUrl;
-        WriteConfig(dirs.ProjectDir, baseUrl);
+        WriteConfig(dirs, baseUrl);
         string sid;
         string queueFile;
         await using (var s = await InProcServer.StartAsync(dirs))
@@ -176,7 +176,7 @@ public sealed class ShareSyncTests
     public async Task Share_WhenDisabled_FailsWithShareDisabled()
     {
         using var dirs = new TestDirs();
-        WriteConfig(dirs.ProjectDir, "http://127.0.0.1:9", "disabled");
+        WriteConfig(dirs, "http://127.0.0.1:9", "disabled");
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s);
         var e = await s.ErrorAsync(Methods.SessionShare, new { sessionID = sid });
@@ -189,7 +189,7 @@ public sealed class ShareSyncTests
     public async Task Share_ServerUnreachable_FailsWithFetchFailedAndRecordsNothing()
     {
         using var dirs = new TestDirs();
-        WriteConfig(dirs.ProjectDir, $"http://127.0.0.1:{FreePort()}");
+        WriteConfig(dirs, $"http://127.0.0.1:{FreePort()}");
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s);
         var e = await s.ErrorAsync(Methods.SessionShare, new { sessionID = sid });
@@ -203,7 +203,7 @@ public sealed class ShareSyncTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl, "auto");
+        WriteConfig(dirs, server.BaseUrl, "auto");
         await using var s = await InProcServer.StartAsync(dirs);
         string root = await Conversation.NewSessionAsync(s);
         var child = await s.CallAsync(Methods.SessionCreate, new { title = "child", parentID = root });
@@ -219,7 +219,7 @@ public sealed class ShareSyncTests
     {
         using var dirs = new TestDirs();
         await using var server = await StartServerAsync(Path.Combine(dirs.Root, "share-server"));
-        WriteConfig(dirs.ProjectDir, server.BaseUrl);
+        WriteConfig(dirs, server.BaseUrl);
         await using var s = await InProcServer.StartAsync(dirs);
         string sid = await Conversation.NewSessionAsync(s, "secret project title");
         await Conversation.TurnAsync(s, sid, 1_700_000_000_000, "my password is hunter2", "ok");
@@ -235,7 +235,7 @@ public sealed class ShareSyncTests
         // The same redaction as session/export's sanitize.
         string exported = (await s.CallAsync(Methods.SessionExport, new { sessionID = sid, sanitize = true })).GetProperty("content").GetString()!;
         using var other = new TestDirs();
-        var imp = await ProcessServer.RunCliAsync(["import", $"{server.BaseUrl}/share/{sid[^8..]}", "--data-dir", other.DataDir, "--directory", other.ProjectDir], other.ProjectDir);
+        var imp = await ProcessServer.RunCliAsync(["import", $"{server.BaseUrl}/share/{sid[^8..]}", "--data-dir", other.DataDir, "--directory", other.ProjectDir, "--config-dir", other.ConfigDir], other.ProjectDir);
         Assert.True(imp.Code == 0, imp.Stderr);
         SameContent(Normalize(exported), Normalize(await ExportAsync(NewStore(other), sid)));
     }

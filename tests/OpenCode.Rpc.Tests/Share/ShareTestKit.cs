@@ -23,8 +23,13 @@ internal static class ShareTestKit
 
     public static int PortOf(string baseUrl) => new Uri(baseUrl).Port;
 
-    /// <summary>Writes <c>opencode.json</c> into a project directory.</summary>
-    public static void WriteConfig(string projectDir, string baseUrl, string? mode = null)
+    /// <summary>Writes <c>opencode.json</c> with <c>enterprise.url</c> (and <c>share</c>) into the test's global config
+    /// dir, the one its servers are given (<see cref="Infrastructure.TestDirs.ConfigDir"/>), never the real one.</summary>
+    public static void WriteConfig(Infrastructure.TestDirs dirs, string baseUrl, string? mode = null) =>
+        WriteConfigFile(dirs.ConfigDir, "opencode.json", baseUrl, mode);
+
+    /// <summary>Writes a config file into any folder (a project folder, its <c>.opencode/</c>, a config dir).</summary>
+    public static void WriteConfigFile(string dir, string name, string baseUrl, string? mode = null)
     {
         var o = new JsonObject { ["enterprise"] = new JsonObject { ["url"] = baseUrl } };
         if (mode is not null)
@@ -32,7 +37,8 @@ internal static class ShareTestKit
             o["share"] = mode;
         }
 
-        File.WriteAllText(Path.Combine(projectDir, "opencode.json"), o.ToJsonString());
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, name), o.ToJsonString());
     }
 
     /// <summary>Polls until the condition holds (a generous bound only so a broken build cannot hang the run).</summary>

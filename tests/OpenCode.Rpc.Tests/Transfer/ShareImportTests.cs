@@ -104,7 +104,7 @@ public sealed class ShareImportTests
         var err = await server.ErrorAsync(Methods.SessionImport, new { url = $"{http.Base}/share/nosuch" });
         Assert.Equal(ErrorCodes.ShareNotFound, err.Code);
         Assert.Equal("Share not found or empty: nosuch", err.Message);
-        var cli = await ProcessServer.RunCliAsync(["import", $"{http.Base}/share/nosuch", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir]);
+        var cli = await ProcessServer.RunCliAsync(["import", $"{http.Base}/share/nosuch", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, "--config-dir", dirs.ConfigDir]);
         Assert.Equal(1, cli.Code);
         Assert.Equal("Error: Share not found or empty: nosuch\n", cli.Stderr);
     }
@@ -129,7 +129,7 @@ public sealed class ShareImportTests
         var err = await server.ErrorAsync(Methods.SessionImport, new { url = $"http://127.0.0.1:{port}/share/abc123" });
         Assert.Equal(ErrorCodes.FetchFailed, err.Code);
         Assert.StartsWith($"Failed to fetch share data: cannot connect to http://127.0.0.1:{port}", err.Message, StringComparison.Ordinal);
-        var cli = await ProcessServer.RunCliAsync(["import", $"http://127.0.0.1:{port}/share/abc123", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir]);
+        var cli = await ProcessServer.RunCliAsync(["import", $"http://127.0.0.1:{port}/share/abc123", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, "--config-dir", dirs.ConfigDir]);
         Assert.Equal(1, cli.Code);
         Assert.StartsWith("Error: Failed to fetch share data: cannot connect", cli.Stderr, StringComparison.Ordinal);
     }
@@ -152,7 +152,7 @@ public sealed class ShareImportTests
     public async Task ImportShare_NotAShareLink_NamesTheExpectedShape_DefaultBase(string url)
     {
         using var dirs = new TestDirs();
-        var cli = await ProcessServer.RunCliAsync(["import", url, "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir]);
+        var cli = await ProcessServer.RunCliAsync(["import", url, "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, "--config-dir", dirs.ConfigDir]);
         Assert.Equal(1, cli.Code);
         Assert.Equal("Error: Invalid URL format. Expected: https://opncd.ai/share/<slug>\n", cli.Stderr);
     }
@@ -166,5 +166,31 @@ public sealed class ShareImportTests
         var err = await server.ErrorAsync(Methods.SessionImport, new { url = "http://127.0.0.1:9/x/y/z" });
         Assert.Equal(ErrorCodes.InvalidParams, err.Code);
         Assert.Equal("Invalid URL format. Expected: https://share.example.test/share/<slug>", err.Message);
+    }
+    [Fact]
+    public async Task ImportShare_NotAShareLink_UsesEnterpriseUrlFromTheInjectedGlobalConfigDir()
+    {
+        using var dirs = new TestDirs();
+        Directory.CreateDirectory(dirs.ConfigDir);
+        await File.WriteAllTextAsync(Path.Combine(dirs.ConfigDir, "opencode.json"), """{ "enterprise": { "url": "https://global.example.test" } }""");
+        await using var server = await InProcServer.StartAsync(dirs);
+        var err = await server.ErrorAsync(Methods.SessionImport, new { url = "http://127.0.0.1:9/x/y/z" });
+        Assert.Equal("Invalid URL format. Expected: https://global.example.test/share/<slug>", err.Message);
+        var cli = await ProcessServer.RunCliAsync(["import", "http://127.0.0.1:9/x/y/z", "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir, "--config-dir", dirs.ConfigDir]);
+        Assert.Equal("Error: Invalid URL format. Expected: https://global.example.test/share/<slug>\n", cli.Stderr);
+    }
+
+    /// <summary>OpenCode 1.1.65 also reads <c>.opencode/opencode.json</c> in the project, over the project's own
+    /// <c>opencode.json</c> (checked with the real binary's <c>opencode debug config</c>).</summary>
+    [Fact]
+    public async Task ImportShare_NotAShareLink_DotOpencodeFolderWinsOverTheProjectFile()
+    {
+        using var dirs = new TestDirs();
+        await File.WriteAllTextAsync(Path.Combine(dirs.ProjectDir, "opencode.json"), """{ "enterprise": { "url": "https://project.example.test" } }""");
+        Directory.CreateDirectory(Path.Combine(dirs.ProjectDir, ".opencode"));
+        await File.WriteAllTextAsync(Path.Combine(dirs.ProjectDir, ".opencode", "opencode.jsonc"), """{ "enterprise": { "url": "https://dot-opencode.example.test" } }""");
+        await using var server = await InProcServer.StartAsync(dirs);
+        var err = await server.ErrorAsync(Methods.SessionImport, new { url = "http://127.0.0.1:9/x/y/z" });
+        Assert.Equal("Invalid URL format. Expected: https://dot-opencode.example.test/share/<slug>", err.Message);
     }
 }
