@@ -18,6 +18,7 @@ string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 var bench = new Bench(quick);
 using var compaction = new CompactionBench(quick);
 using var shareBench = new ShareBench(quick);
+using var snapshotBench = new SnapshotBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -32,6 +33,8 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("tokenizer", compaction.TokenizerThroughputAsync),
     ("share-sync-rps", shareBench.SyncThroughputAsync),
     ("share-data-2000", shareBench.Data2000Async),
+    ("snapshot-track-20k", snapshotBench.Track20kAsync),
+    ("revert-100", snapshotBench.Revert100Async),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)
