@@ -20,9 +20,17 @@ public sealed record SnapshotOptions
     /// <summary>Non-git projects only: the most bytes one snapshot may add.</summary>
     public long MaxNewBytes { get; init; } = 1L << 30;
 
-    /// <summary>Warm tracks walk the worktree in-process and hand git only the changed paths (see StatCache.cs).
-    /// Off: every track is a plain <c>git add -A</c> + <c>git write-tree</c>.</summary>
+    /// <summary>The in-process engine (Linux): after the first track, snapshots come from a model of the worktree kept
+    /// current by inotify, equal to what git would write (see WorktreeModel.cs). Off: every track is a plain
+    /// <c>git add -A</c> + <c>git write-tree</c>.</summary>
     public bool StatCache { get; init; } = true;
+
+    /// <summary>Keep the engine's model current with inotify (a warm track then costs what changed). Off, or on a
+    /// network filesystem, every track walks the tree and compares stat data, as git does.</summary>
+    public bool Inotify { get; init; } = true;
+
+    /// <summary>Diagnostics: why a snapshot went to the git CLI rather than the in-process engine.</summary>
+    public Action<string>? Log { get; init; }
 }
 
 /// <summary>A path's state in a snapshot tree: git mode (<c>100644</c>, <c>100755</c>, <c>120000</c>, …) and blob id.</summary>
@@ -189,7 +197,7 @@ public sealed partial class SnapshotLease : IDisposable
 
     public SnapshotStore Store => store;
 
-    private GitCli Git => store.Git;
+    internal GitCli Git => store.Git;
 
     /// <summary>Snapshots the worktree: <c>git add -A</c> (honouring .gitignore and the user's info/exclude, skipping
     /// big untracked files) then <c>git write-tree</c>. Creates the shadow repo on first use.</summary>
@@ -197,21 +205,16 @@ public sealed partial class SnapshotLease : IDisposable
     {
         await EnsureInitAsync(ct).ConfigureAwait(false);
         bool excludeChanged = SyncExclude();
-        if (!store.Options.StatCache)
+        if (!store.Options.StatCache || !OperatingSystem.IsLinux() || !LinuxFs.Available)
         {
             return await FullTrackAsync(ct).ConfigureAwait(false);
         }
 
-        if (!excludeChanged && WarmCache() is { } cache && await FastTrackAsync(cache, ct).ConfigureAwait(false) is { } fast)
-        {
-            return fast;
-        }
-
-        return await FullTrackWithCacheAsync(ct).ConfigureAwait(false);
+        return await WorktreeModel.TrackAsync(this, excludeChanged, store.Options.Log ?? (_ => { }), ct).ConfigureAwait(false);
     }
 
     /// <summary>The whole worktree through git: <c>git add -A</c> then <c>git write-tree</c>.</summary>
-    private async Task<string> FullTrackAsync(CancellationToken ct)
+    internal async Task<string> FullTrackAsync(CancellationToken ct)
     {
         var excluded = await ListExcludedAsync(ct).ConfigureAwait(false);
         var pathspecs = new StringBuilder(".\0");
@@ -384,7 +387,7 @@ public sealed partial class SnapshotLease : IDisposable
         return bytes.AsSpan(0, Math.Min(bytes.Length, 8000)).Contains((byte)0) ? string.Empty : Encoding.UTF8.GetString(bytes);
     }
 
-    private Repository Repo => repo ??= new Repository(store.GitDir);
+    internal Repository Repo => repo ??= new Repository(store.GitDir);
 
     private async Task EnsureInitAsync(CancellationToken ct)
     {
