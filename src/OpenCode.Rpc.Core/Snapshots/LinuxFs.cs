@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace OpenCode.Rpc.Core.Snapshots;
 
 /// <summary>A path's stat data, the fields git keeps in its index (<c>struct stat_data</c>) plus the full size.</summary>
-internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode)
+internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode, uint Nlink = 1)
 {
     public const uint TypeMask = 0xF000;
     public const uint Regular = 0x8000;
@@ -139,7 +139,8 @@ internal static unsafe partial class LinuxFs
         CtimeNsec: *(uint*)(b + 104),
         Ino: *(ulong*)(b + 32),
         Size: *(long*)(b + 40),
-        Mode: *(ushort*)(b + 28));
+        Mode: *(ushort*)(b + 28),
+        Nlink: *(uint*)(b + 16));
 
     /// <summary>Opens a folder for <c>*at</c> calls; -1 with errno when it cannot (vanished, not a folder, a symlink).</summary>
     public static int OpenDir(string path, bool follow, out int errno)

@@ -34,6 +34,11 @@ internal sealed class WorktreeModel : IDisposable
     private const int MaxModels = 8;
     private static readonly TimeSpan MaxAge = TimeSpan.FromHours(12);
     private static readonly TimeSpan FallbackPause = TimeSpan.FromSeconds(30);
+
+    // inotify reports changes made through the watched folders. A write through a hard link made later from outside
+    // the worktree, or through a shared mmap never closed, reaches no watched folder: a full walk at least this often
+    // bounds how long such a change can stay unseen.
+    private static readonly TimeSpan WalkAtLeastEvery = TimeSpan.FromMinutes(5);
     private static readonly long RacyTicks = TimeSpan.FromSeconds(2).Ticks;
     private static readonly Dictionary<string, WorktreeModel> Models = new(StringComparer.Ordinal);
     private static readonly Dictionary<string, (DateTime Until, string Why)> Paused = new(StringComparer.Ordinal);
@@ -52,6 +57,10 @@ internal sealed class WorktreeModel : IDisposable
     private readonly Dictionary<string, Stamp> bigFiles = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Stamp> rulesFiles = new(StringComparer.Ordinal);
     private readonly HashSet<string> indexPaths = new(StringComparer.Ordinal);
+
+    // Files with more than one hard link: a write through a link outside a watched folder raises no event here, so
+    // these few are stat'ed at every track.
+    private readonly HashSet<string> linked = new(StringComparer.Ordinal);
     private readonly List<(string Path, Stamp? Stamp)> globalRules;
     private readonly DateTime created = DateTime.UtcNow;
     private readonly Stamp? indexStamp;
@@ -59,6 +68,7 @@ internal sealed class WorktreeModel : IDisposable
     private Inotify? watcher;
     private bool delegateHashing;
     private HashSet<string>? userTracked;
+    private Stamp? userIndexStamp;
     private bool disposed;
 
     private WorktreeModel(string key, SnapshotStore store, Stamp? indexStamp, List<(string, Stamp?)> globalRules, bool attributes)
@@ -135,7 +145,9 @@ internal sealed class WorktreeModel : IDisposable
         }
     }
 
-    private static string KeyOf(SnapshotStore store) => store.GitDir + "\0" + store.WorkTree;
+    /// <summary>One model per shadow repo, worktree and the limits that shape what it stages.</summary>
+    private static string KeyOf(SnapshotStore store) =>
+        $"{store.GitDir}\0{store.WorkTree}\0{store.Options.MaxUntrackedFileBytes}\0{store.Options.MaxFiles}\0{store.Options.MaxNewBytes}\0{store.Options.Inotify}";
 
     // ------------------------------------------------------------------ the entry point
 
@@ -283,6 +295,7 @@ internal sealed class WorktreeModel : IDisposable
     }
 
     private long lastUsed = Environment.TickCount64;
+    private DateTime lastFullWalk = DateTime.UtcNow;
 
     /// <summary>Why the model no longer describes what git would see, or null.</summary>
     private string? Invalidated()
@@ -442,9 +455,11 @@ internal sealed class WorktreeModel : IDisposable
         lastUsed = Environment.TickCount64;
         var pass = new Pass(initial);
         var changes = new List<Change>();
-        if (initial || watcher is null || !watcher.Drain(changes))
+        bool drained = watcher is not null && watcher.Drain(changes); // drain even when walking: the walk covers them
+        if (initial || !drained || DateTime.UtcNow - lastFullWalk > WalkAtLeastEvery)
         {
             FullWalks++;
+            lastFullWalk = DateTime.UtcNow;
             pass.Walk.Push(root);
         }
         else
@@ -508,6 +523,18 @@ internal sealed class WorktreeModel : IDisposable
             }
 
             (c.IsDir ? folders : files).Add(c.Path);
+        }
+
+        foreach (var path in linked)
+        {
+            if (!files.Contains(path))
+            {
+                int slash = path.LastIndexOf('/');
+                if (dirs.TryGetValue(slash < 0 ? string.Empty : path[..slash], out var parent))
+                {
+                    Visit(parent, path[(slash + 1)..], LinuxFs.TryStat(-100, Abs(path), out var st, out _) ? st : null, forced: false, pass);
+                }
+            }
         }
 
         foreach (var path in folders.Concat(files))
@@ -636,6 +663,15 @@ internal sealed class WorktreeModel : IDisposable
             {
                 pass.RulesChanged = true;
             }
+        }
+
+        if (stamp is { Nlink: > 1, IsDirectory: false })
+        {
+            linked.Add(rel);
+        }
+        else
+        {
+            linked.Remove(rel);
         }
 
         if (stamp is not { } st)
@@ -908,8 +944,19 @@ internal sealed class WorktreeModel : IDisposable
         }
     }
 
-    /// <summary>Paths the user's own git index tracks: a big file it tracks is snapshotted anyway. Read once per model.</summary>
-    private bool UserTracked(SnapshotLease lease, string rel) => (userTracked ??= lease.UserTrackedPaths()).Contains(rel);
+    /// <summary>Paths the user's own git index tracks: a big file it tracks is snapshotted anyway. Read again when that
+    /// index changes (for a linked worktree, when the main one's does).</summary>
+    private bool UserTracked(SnapshotLease lease, string rel)
+    {
+        var stamp = lease.Store.UserGitDir is { } g ? StampOf(Path.Combine(g, "index")) : null;
+        if (userTracked is null || stamp != userIndexStamp)
+        {
+            userTracked = lease.UserTrackedPaths();
+            userIndexStamp = stamp;
+        }
+
+        return userTracked.Contains(rel);
+    }
 
     /// <summary>The full track's caps for non-git folders: files (the index's plus the new ones) and new bytes.</summary>
     private bool OverCaps()

@@ -209,6 +209,14 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
             ("a change after attributes", () => File.WriteAllText(P("src/f9.txt"), "x\r\ny\r\n")),
             ("folder deleted", () => Directory.Delete(P("incoming"), true)),
         };
+        if (!inotify)
+        {
+            // A file linked from outside and written through that link raises no event in the worktree's folders;
+            // the walk sees it at once, inotify only at the model's periodic full walk (see WorktreeModel).
+            mutations.Add(("a hard link made outside", () => Run("ln", P("src/f10.txt"), Path.Combine(outside, "hard.txt"))));
+            mutations.Add(("written through the outside link", () => File.AppendAllText(Path.Combine(outside, "hard.txt"), "appended from outside\n")));
+        }
+
         int round = 0;
         foreach (var (what, mutate) in mutations)
         {
@@ -292,6 +300,13 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
 
         var git = new SnapshotStore(Path.Combine(dirs.Root, "git-only"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options with { StatCache = false });
         Assert.Equal(await git.TrackAsync(default), restarted);
+    }
+
+    private static void Run(string exe, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(exe, args))!;
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
     }
 
     [Fact]
