@@ -302,6 +302,73 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Equal(await git.TrackAsync(default), restarted);
     }
 
+    [Fact]
+    public async Task InProcessDiffs_MatchTheGitCli_ForEveryKindOfChange()
+    {
+        using var dirs = new TestDirs(git: true);
+        string P(string rel) => Path.Combine(dirs.ProjectDir, rel);
+        Directory.CreateDirectory(P("src/deep"));
+        File.WriteAllText(P("src/a.txt"), "one\ntwo\nthree\n");
+        File.WriteAllText(P("src/b.txt"), "b\n");
+        File.WriteAllText(P("src/deep/c.txt"), "c\n");
+        File.WriteAllText(P("src/mode.sh"), "#!/bin/sh\n");
+        File.WriteAllBytes(P("bin.dat"), [0, 1, 2, 3]);
+        File.WriteAllText(P("x"), "x is a file\n");
+        File.WriteAllText(P("a*b.txt"), "a star\n");
+        File.WriteAllText(P("ab.txt"), "ab\n");
+        var store = StoreFor(dirs);
+        using var lease = await store.AcquireAsync(default);
+        string from = await lease.TrackAsync(default);
+
+        File.WriteAllText(P("src/a.txt"), "one\n2\nthree\nfour\n");
+        File.Delete(P("src/b.txt"));
+        File.Move(P("src/deep/c.txt"), P("src/deep/renamed.txt"));
+        File.SetUnixFileMode(P("src/mode.sh"), (UnixFileMode)0b111_101_101);
+        File.WriteAllBytes(P("bin.dat"), [0, 9, 9]);
+        File.Delete(P("x"));
+        Directory.CreateDirectory(P("x"));
+        File.WriteAllText(P("x/inside.txt"), "now a folder\n");
+        File.WriteAllText(P("a*b.txt"), "a star, changed\n");
+        File.CreateSymbolicLink(P("link"), "src/a.txt");
+        File.WriteAllText(P("new.txt"), "new\n");
+        string to = await lease.TrackAsync(default);
+
+        string Git(params string[] args)
+        {
+            var psi = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.Environment["GIT_DIR"] = store.GitDir;
+            foreach (var a in args)
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            using var p = Process.Start(psi)!;
+            string o = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return o;
+        }
+
+        var names = Git("diff-tree", "-r", "-z", "--no-renames", "--name-only", from, to).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(names, await lease.ChangedAsync(from, to, default));
+
+        var status = Git("diff-tree", "-r", "-z", "--no-renames", "--name-status", from, to).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        var numstat = Git("diff-tree", "-r", "-z", "--no-renames", "--numstat", from, to).Split('\0', StringSplitOptions.RemoveEmptyEntries)
+            .Select(r => r.Split('\t', 3)).ToDictionary(f => f[2], f => (int.TryParse(f[0], out int a) ? a : 0, int.TryParse(f[1], out int d) ? d : 0));
+        var full = await lease.DiffFullAsync(from, to, default);
+        Assert.Equal(status.Length / 2, full.Count);
+        for (int i = 0; i < full.Count; i++)
+        {
+            Assert.Equal(status[(2 * i) + 1], full[i].File);
+            Assert.Equal(status[2 * i][0] switch { 'A' => "added", 'D' => "deleted", _ => "modified" }, full[i].Status);
+            Assert.Equal(numstat[full[i].File], (full[i].Additions, full[i].Deletions));
+        }
+
+        // The text is git's but for the abbreviation of ids on "index" lines, which git grows with the object count.
+        static string Normalize(string d) => string.Join('\n', d.Trim().Split('\n').Select(l => l.StartsWith("index ", StringComparison.Ordinal) ? System.Text.RegularExpressions.Regex.Replace(l, "[0-9a-f]{7,40}", "ID") : l));
+        string gitText = Git("diff", "--no-ext-diff", "--no-renames", "--no-color", from, to, "--", ".");
+        Assert.Equal(Normalize(gitText), Normalize(await lease.DiffTextAsync(from, to, default)));
+    }
+
     private static void Run(string exe, params string[] args)
     {
         using var p = Process.Start(new ProcessStartInfo(exe, args))!;
