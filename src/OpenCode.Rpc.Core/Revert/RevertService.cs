@@ -332,8 +332,9 @@ public sealed class RevertService : ISessionWriteHook
         store.Publish("session.updated", new JsonObject { ["info"] = info.DeepClone() });
     }
 
-    /// <summary>Finishes or rolls back reverts that a killed process left half done. Runs once, before the first
-    /// revert operation of this service.</summary>
+    /// <summary>Finishes or rolls back reverts that a killed process left half done: every journal in
+    /// <c>&lt;data&gt;/opencode-rpc/revert/</c>, whatever its project (a journal names its own shadow repo and worktree).
+    /// The server starts it when it starts (<see cref="RecoverAtStartAsync"/>); every revert operation awaits it.</summary>
     public async Task<int> RecoverAsync(CancellationToken ct)
     {
         if (recovered)
@@ -367,6 +368,24 @@ public sealed class RevertService : ISessionWriteHook
         finally
         {
             recoverGate.Release();
+        }
+    }
+
+    /// <summary>Recovery at server start: never throws. A journal that cannot be handled now (its snapshot is
+    /// unreadable, say) stays, is logged, and is tried again by the next revert operation, which then fails loudly.</summary>
+    public async Task RecoverAtStartAsync()
+    {
+        try
+        {
+            int n = await RecoverAsync(CancellationToken.None).ConfigureAwait(false);
+            if (n > 0)
+            {
+                log($"recovered {n} interrupted revert(s) at start");
+            }
+        }
+        catch (Exception ex) when (ex is OpenCodeException or IOException or UnauthorizedAccessException or LibGit2Sharp.LibGit2SharpException)
+        {
+            log($"warning: an interrupted revert could not be recovered at start: {ex.Message}");
         }
     }
 
@@ -1015,6 +1034,19 @@ public sealed class RevertService : ISessionWriteHook
 
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
+            // Another sidecar starting at the same moment may have handled it while we waited for the lock.
+            if (!File.Exists(file))
+            {
+                return false;
+            }
+
+            if (!Directory.Exists(workTree))
+            {
+                log($"dropping the revert journal of session {sessionId}: its folder {workTree} is gone");
+                AtomicFile.Delete(file);
+                return false;
+            }
+
             var want = j["revert"] as JsonObject;
             JsonObject? have = store.SessionExists(sessionId) ? store.GetSession(sessionId)["revert"] as JsonObject : null;
             // Finished if the session already says what the revert meant to write (the session is written last).
