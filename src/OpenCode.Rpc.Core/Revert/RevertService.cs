@@ -1047,6 +1047,14 @@ public sealed class RevertService : ISessionWriteHook
                 return false;
             }
 
+            // Whichever way it ends, no temp file of an interrupted write stays in the user's folders.
+            var files = new WorktreeFiles(workTree);
+            int temps = filesArr.Select(x => x?.GetValue<string>()).OfType<string>().Sum(files.RemoveStrayTemps);
+            if (temps > 0)
+            {
+                log($"removed {temps} temp file(s) an interrupted revert left in {workTree}");
+            }
+
             var want = j["revert"] as JsonObject;
             JsonObject? have = store.SessionExists(sessionId) ? store.GetSession(sessionId)["revert"] as JsonObject : null;
             // Finished if the session already says what the revert meant to write (the session is written last).

@@ -126,6 +126,10 @@ public sealed class RevertProcessTests(ITestOutputHelper output)
         }
 
         reverted = RevertHarness.FileMap(dirs.ProjectDir);
+
+        // The kill also caught a restore mid-write: its temp file is beside the file (found by the revert kill soak).
+        string stray = P($".made.txt.ocrpc-{Guid.NewGuid():N}.tmp");
+        File.WriteAllText(stray, "half a file");
         var journal = new JsonObject
         {
             ["sessionID"] = sessionId,
@@ -145,6 +149,7 @@ public sealed class RevertProcessTests(ITestOutputHelper output)
 
         // initialize has answered; nothing else was asked.
         Assert.False(File.Exists(journalFile));
+        Assert.False(File.Exists(stray));
         if (sessionRecordedIt)
         {
             Assert.Equal(reverted, RevertHarness.FileMap(dirs.ProjectDir)); // finished: left reverted
