@@ -542,7 +542,7 @@ export type SessionRevertParams = {
   sessionID: SessionID;
   messageID: MessageID;
   partID?: PartID;
-  /** `both` (default), `conversation` (record the revert, leave files), or `files` (restore files only; the conversation and its revert state are left as they are, so it is not undone by unrevert). */
+  /** `both` (default), `conversation` (record the revert, leave files), or `files` (restore files only; the conversation and `session.revert` are left as they are, and the revert is kept in the sidecar's side data so `session/unrevert` can put the files back). */
   scope?: "both" | "conversation" | "files";
   /** Report the files that would change, and the errors that would occur; change nothing. */
   dryRun?: boolean;
@@ -555,7 +555,7 @@ export const SessionRevertRequest = new RequestType<SessionRevertParams, Session
 /**
  * Undo a revert: files and conversation back as they were before it.
  *
- * Restores the files the active revert changed to their state before it (revert.snapshot), and clears session.revert. Only those files are touched (OpenCode restores the whole snapshot, clobbering edits made meanwhile). A file edited while the session was reverted fails with RevertConflict unless `force`. Without an active revert it changes nothing and says so in `reason`.
+ * Restores the files the active revert changed to their state before it (revert.snapshot), and clears session.revert. Only those files are touched (OpenCode restores the whole snapshot, clobbering edits made meanwhile). A file edited while the session was reverted fails with RevertConflict unless `force`. A `scope: "files"` revert is undone too, last in first out with the conversation revert (see protocol/README.md, Undo and redo). Without an active revert it changes nothing and says so in `reason`.
  */
 export type SessionUnrevertParams = {
   sessionID: SessionID;

@@ -32,6 +32,7 @@ var bench = new Bench(quick);
 using var compaction = new CompactionBench(quick);
 using var shareBench = new ShareBench(quick);
 using var exportBench = new ExportBench(quick);
+using var snapshotBench = new SnapshotBench(quick);
 var items = new List<(string Name, Func<Task<Row>> Run)>
 {
     ("cold-start", bench.ColdStartAsync),
@@ -47,6 +48,8 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("share-sync-rps", shareBench.SyncThroughputAsync),
     ("share-data-2000", shareBench.Data2000Async),
     ("export-200mb-rss", exportBench.Export200MbAsync),
+    ("snapshot-track-20k", snapshotBench.Track20kAsync),
+    ("revert-100", snapshotBench.Revert100Async),
 };
 var rows = new List<Row>();
 foreach (var (name, run) in items)

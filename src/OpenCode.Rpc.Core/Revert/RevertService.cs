@@ -72,6 +72,11 @@ public sealed class RevertService : ISessionWriteHook
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
             var view = Load(sessionId);
+            if (LatestFilesRevert(view) is { } files)
+            {
+                return await UnrevertFilesAsync(view, files, force, dryRun, ct).ConfigureAwait(false);
+            }
+
             if (view.Session["revert"] is not JsonObject)
             {
                 return new RevertOutcome(view.Session, [], false, "The session has no revert to undo.", dryRun, []);
@@ -103,6 +108,11 @@ public sealed class RevertService : ISessionWriteHook
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
             var view = Load(sessionId);
+            if (RevertOf(view.Session) is null && LatestFilesRevert(view) is { } files)
+            {
+                return await UnrevertFilesAsync(view, files, force, dryRun, ct).ConfigureAwait(false);
+            }
+
             string current = RevertOf(view.Session)?.MessageId
                 ?? throw new OpenCodeException(ErrorKind.Conflict, $"Nothing to redo in session {sessionId}: it is not reverted.");
             var next = view.Messages.FirstOrDefault(m => Role(m) == "user" && string.CompareOrdinal(Id(m.Info), current) > 0);
@@ -322,8 +332,9 @@ public sealed class RevertService : ISessionWriteHook
         store.Publish("session.updated", new JsonObject { ["info"] = info.DeepClone() });
     }
 
-    /// <summary>Finishes or rolls back reverts that a killed process left half done. Runs once, before the first
-    /// revert operation of this service.</summary>
+    /// <summary>Finishes or rolls back reverts that a killed process left half done: every journal in
+    /// <c>&lt;data&gt;/opencode-rpc/revert/</c>, whatever its project (a journal names its own shadow repo and worktree).
+    /// The server starts it when it starts (<see cref="RecoverAtStartAsync"/>); every revert operation awaits it.</summary>
     public async Task<int> RecoverAsync(CancellationToken ct)
     {
         if (recovered)
@@ -357,6 +368,24 @@ public sealed class RevertService : ISessionWriteHook
         finally
         {
             recoverGate.Release();
+        }
+    }
+
+    /// <summary>Recovery at server start: never throws. A journal that cannot be handled now (its snapshot is
+    /// unreadable, say) stays, is logged, and is tried again by the next revert operation, which then fails loudly.</summary>
+    public async Task RecoverAtStartAsync()
+    {
+        try
+        {
+            int n = await RecoverAsync(CancellationToken.None).ConfigureAwait(false);
+            if (n > 0)
+            {
+                log($"recovered {n} interrupted revert(s) at start");
+            }
+        }
+        catch (Exception ex) when (ex is OpenCodeException or IOException or UnauthorizedAccessException or LibGit2Sharp.LibGit2SharpException)
+        {
+            log($"warning: an interrupted revert could not be recovered at start: {ex.Message}");
         }
     }
 
@@ -492,9 +521,11 @@ public sealed class RevertService : ISessionWriteHook
                 return new RevertOutcome(view.Session, files, true, reason, true, skipped);
             }
 
+            bool filesOnly = scope == RevertScope.Files && target is not null;
             RevertState? intended = target is null || scope == RevertScope.Files ? null : new RevertState(target.MessageId, target.PartId, baseline);
-            string expect = scope == RevertScope.Files ? "none" : target is null ? "clear" : "revert";
-            string journal = WriteJournal(sessionId, snap, before, plan.Select(p => p.Rel), intended, expect);
+            string expect = filesOnly ? "files" : target is null ? "clear" : "revert";
+            string entryId = Guid.NewGuid().ToString("N");
+            string journal = WriteJournal(sessionId, snap, before, plan.Select(p => p.Rel), intended, expect, filesOnly ? entryId : null);
             foreach (var (rel, want, tree, _) in plan)
             {
                 ct.ThrowIfCancellationRequested();
@@ -502,6 +533,18 @@ public sealed class RevertService : ISessionWriteHook
             }
 
             string applied = await lease.TrackAsync(ct).ConfigureAwait(false);
+            if (filesOnly)
+            {
+                // The conversation is left as it is (OpenCode would hide every message from the revert point on if
+                // session.revert were set), so the revert is kept apart, in our side data: its last step, which
+                // marks it done for the journal, and what session/unrevert needs to put the files back.
+                var entries = ReadFilesReverts(sessionId);
+                entries.Add(new FilesRevert(entryId, target!.MessageId, target.PartId, before, applied, plan.Select(p => p.Rel).ToList(), active?.MessageId, active?.Snapshot));
+                WriteFilesReverts(sessionId, entries);
+                AtomicFile.Delete(journal);
+                return new RevertOutcome(view.Session, files, true, null, false, skipped);
+            }
+
             diffText = await lease.DiffTextAsync(baseline, applied, ct).ConfigureAwait(false);
             snapshot = baseline;
             if (target is not null && scope != RevertScope.Files)
@@ -945,7 +988,7 @@ public sealed class RevertService : ISessionWriteHook
         }
     }
 
-    private string WriteJournal(string sessionId, SnapshotStore snap, string before, IEnumerable<string> files, RevertState? state, string expect)
+    private string WriteJournal(string sessionId, SnapshotStore snap, string before, IEnumerable<string> files, RevertState? state, string expect, string? entry = null)
     {
         var o = new JsonObject
         {
@@ -958,6 +1001,11 @@ public sealed class RevertService : ISessionWriteHook
             ["revert"] = state is null ? null : new JsonObject { ["messageID"] = state.MessageId, ["partID"] = state.PartId, ["snapshot"] = state.Snapshot },
             ["expect"] = expect,
         };
+        if (entry is not null)
+        {
+            o["entry"] = entry;
+        }
+
         string path = Path.Combine(RevertDir, Check(sessionId) + ".journal.json");
         AtomicFile.Write(path, JsJson.ToBytes(o));
         return path;
@@ -986,6 +1034,27 @@ public sealed class RevertService : ISessionWriteHook
 
         using (await store.LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
+            // Another sidecar starting at the same moment may have handled it while we waited for the lock.
+            if (!File.Exists(file))
+            {
+                return false;
+            }
+
+            if (!Directory.Exists(workTree))
+            {
+                log($"dropping the revert journal of session {sessionId}: its folder {workTree} is gone");
+                AtomicFile.Delete(file);
+                return false;
+            }
+
+            // Whichever way it ends, no temp file of an interrupted write stays in the user's folders.
+            var files = new WorktreeFiles(workTree);
+            int temps = filesArr.Select(x => x?.GetValue<string>()).OfType<string>().Sum(files.RemoveStrayTemps);
+            if (temps > 0)
+            {
+                log($"removed {temps} temp file(s) an interrupted revert left in {workTree}");
+            }
+
             var want = j["revert"] as JsonObject;
             JsonObject? have = store.SessionExists(sessionId) ? store.GetSession(sessionId)["revert"] as JsonObject : null;
             // Finished if the session already says what the revert meant to write (the session is written last).
@@ -994,6 +1063,8 @@ public sealed class RevertService : ISessionWriteHook
                 "revert" => want is not null && have is not null && Str(want, "messageID") == Str(have, "messageID")
                     && Str(want, "partID") == Str(have, "partID") && Str(want, "snapshot") == Str(have, "snapshot"),
                 "clear" => have is null,
+                "files" => ReadFilesReverts(sessionId).Any(e => e.Id == Str(j, "entry")),
+                "files-undo" => Str(j, "entry") is { } gone && ReadFilesReverts(sessionId).All(e => e.Id != gone),
                 _ => false,
             };
             if (!done)
@@ -1020,6 +1091,147 @@ public sealed class RevertService : ISessionWriteHook
         }
 
         return true;
+    }
+
+    // ------------------------------------------------------------------ files-only reverts
+
+    /// <summary>A <c>scope: "files"</c> revert: the worktree before and after it, and the files it changed. Kept in
+    /// <c>&lt;data&gt;/opencode-rpc/revert/&lt;sessionID&gt;.files.json</c>, newest last; <see cref="OverMessageId"/> and
+    /// <see cref="OverSnapshot"/> are the conversation revert that was active when it was made, if any.</summary>
+    private sealed record FilesRevert(string Id, string MessageId, string? PartId, string Before, string Applied, IReadOnlyList<string> Files, string? OverMessageId, string? OverSnapshot);
+
+    private string FilesRevertFile(string sessionId) => Path.Combine(RevertDir, Check(sessionId) + ".files.json");
+
+    private List<FilesRevert> ReadFilesReverts(string sessionId)
+    {
+        JsonObject? o;
+        try
+        {
+            o = SessionStore.ReadObject(FilesRevertFile(sessionId));
+        }
+        catch (StoreCorruptException ex)
+        {
+            log($"ignoring unreadable files-revert record: {ex.Message}");
+            return [];
+        }
+
+        var list = new List<FilesRevert>();
+        foreach (var e in (o?["entries"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (Str(e, "id") is { } id && Str(e, "messageID") is { } m && Str(e, "before") is { } before && Str(e, "applied") is { } applied && e["files"] is JsonArray files)
+            {
+                list.Add(new FilesRevert(id, m, Str(e, "partID"), before, applied, files.OfType<JsonValue>().Select(v => v.GetValue<string>()).ToList(), Str(e, "overMessageID"), Str(e, "overSnapshot")));
+            }
+        }
+
+        return list;
+    }
+
+    private void WriteFilesReverts(string sessionId, List<FilesRevert> entries)
+    {
+        if (entries.Count == 0)
+        {
+            AtomicFile.Delete(FilesRevertFile(sessionId));
+            return;
+        }
+
+        var arr = new JsonArray();
+        foreach (var e in entries)
+        {
+            arr.Add((JsonNode)new JsonObject
+            {
+                ["id"] = e.Id,
+                ["messageID"] = e.MessageId,
+                ["partID"] = e.PartId,
+                ["before"] = e.Before,
+                ["applied"] = e.Applied,
+                ["files"] = new JsonArray(e.Files.Select(f => (JsonNode?)f).ToArray()),
+                ["overMessageID"] = e.OverMessageId,
+                ["overSnapshot"] = e.OverSnapshot,
+            });
+        }
+
+        Directory.CreateDirectory(RevertDir);
+        AtomicFile.Write(FilesRevertFile(sessionId), JsJson.ToBytes(new JsonObject { ["entries"] = arr }));
+    }
+
+    /// <summary>The files-only revert that unrevert undoes next: the newest one, unless a conversation revert was made
+    /// after it (that one goes first, last in, first out).</summary>
+    private FilesRevert? LatestFilesRevert(View view)
+    {
+        var last = ReadFilesReverts(Id(view.Session)).LastOrDefault();
+        var active = RevertOf(view.Session);
+        if (last is null || (active is not null && (last.OverMessageId != active.MessageId || last.OverSnapshot != active.Snapshot)))
+        {
+            return null;
+        }
+
+        return last;
+    }
+
+    /// <summary>Undoes a files-only revert: every file it changed goes back to its state just before it. A file changed
+    /// since (by the user or a later AI step) is a RevertConflict unless <paramref name="force"/>.</summary>
+    private async Task<RevertOutcome> UnrevertFilesAsync(View view, FilesRevert entry, bool force, bool dryRun, CancellationToken ct)
+    {
+        string sessionId = Id(view.Session);
+        var (snap, reason, _) = SnapshotsFor(view.Session);
+        if (snap is null)
+        {
+            throw new SnapshotUnavailableException(reason + " The files-only revert cannot be undone now; nothing was changed.");
+        }
+
+        using var lease = await snap.AcquireAsync(ct).ConfigureAwait(false);
+        lease.RequireTrees(entry.Before, entry.Applied);
+        var worktree = new WorktreeFiles(snap.WorkTree);
+        string now = await lease.TrackAsync(ct).ConfigureAwait(false);
+        var plan = new List<(string Rel, EntryState? Want, string Status)>();
+        var conflicts = new List<string>();
+        foreach (var rel in entry.Files)
+        {
+            if (worktree.Relative(rel) is not { } ok)
+            {
+                continue;
+            }
+
+            var current = CurrentState(lease, worktree, now, ok);
+            var want = lease.Entry(entry.Before, ok);
+            if (Same(current, want))
+            {
+                continue;
+            }
+
+            if ((!force && !Same(current, lease.Entry(entry.Applied, ok))) || current is { Mode: "dir" } || (want is not null && worktree.Kind(ok) == DiskKind.Directory))
+            {
+                conflicts.Add(worktree.Absolute(ok));
+                continue;
+            }
+
+            plan.Add((ok, want, want is null ? "deleted" : current is null ? "added" : "modified"));
+        }
+
+        if (conflicts.Count > 0)
+        {
+            throw new RevertConflictException(conflicts);
+        }
+
+        var files = plan.Select(p => new RevertFile(worktree.Absolute(p.Rel), p.Status)).ToList();
+        if (dryRun)
+        {
+            return new RevertOutcome(view.Session, files, true, null, true, []);
+        }
+
+        string journal = WriteJournal(sessionId, snap, now, plan.Select(p => p.Rel), null, "files-undo", entry.Id);
+        foreach (var (rel, want, _) in plan)
+        {
+            ct.ThrowIfCancellationRequested();
+            Apply(lease, worktree, rel, want, entry.Before);
+        }
+
+        var entries = ReadFilesReverts(sessionId);
+        entries.RemoveAll(e => e.Id == entry.Id);
+        WriteFilesReverts(sessionId, entries);
+        AtomicFile.Delete(journal);
+        return new RevertOutcome(view.Session, files, true, null, false, []);
     }
 
     private static string Id(JsonObject o) => Str(o, "id") ?? string.Empty;

@@ -20,9 +20,17 @@ public sealed record SnapshotOptions
     /// <summary>Non-git projects only: the most bytes one snapshot may add.</summary>
     public long MaxNewBytes { get; init; } = 1L << 30;
 
-    /// <summary>Warm tracks walk the worktree in-process and hand git only the changed paths (see StatCache.cs).
-    /// Off: every track is a plain <c>git add -A</c> + <c>git write-tree</c>.</summary>
+    /// <summary>The in-process engine (Linux): after the first track, snapshots come from a model of the worktree kept
+    /// current by inotify, equal to what git would write (see WorktreeModel.cs). Off: every track is a plain
+    /// <c>git add -A</c> + <c>git write-tree</c>.</summary>
     public bool StatCache { get; init; } = true;
+
+    /// <summary>Keep the engine's model current with inotify (a warm track then costs what changed). Off, or on a
+    /// network filesystem, every track walks the tree and compares stat data, as git does.</summary>
+    public bool Inotify { get; init; } = true;
+
+    /// <summary>Diagnostics: why a snapshot went to the git CLI rather than the in-process engine.</summary>
+    public Action<string>? Log { get; init; }
 }
 
 /// <summary>A path's state in a snapshot tree: git mode (<c>100644</c>, <c>100755</c>, <c>120000</c>, …) and blob id.</summary>
@@ -189,7 +197,7 @@ public sealed partial class SnapshotLease : IDisposable
 
     public SnapshotStore Store => store;
 
-    private GitCli Git => store.Git;
+    internal GitCli Git => store.Git;
 
     /// <summary>Snapshots the worktree: <c>git add -A</c> (honouring .gitignore and the user's info/exclude, skipping
     /// big untracked files) then <c>git write-tree</c>. Creates the shadow repo on first use.</summary>
@@ -197,21 +205,16 @@ public sealed partial class SnapshotLease : IDisposable
     {
         await EnsureInitAsync(ct).ConfigureAwait(false);
         bool excludeChanged = SyncExclude();
-        if (!store.Options.StatCache)
+        if (!store.Options.StatCache || !OperatingSystem.IsLinux() || !LinuxFs.Available)
         {
             return await FullTrackAsync(ct).ConfigureAwait(false);
         }
 
-        if (!excludeChanged && WarmCache() is { } cache && await FastTrackAsync(cache, ct).ConfigureAwait(false) is { } fast)
-        {
-            return fast;
-        }
-
-        return await FullTrackWithCacheAsync(ct).ConfigureAwait(false);
+        return await WorktreeModel.TrackAsync(this, excludeChanged, store.Options.Log ?? (_ => { }), ct).ConfigureAwait(false);
     }
 
     /// <summary>The whole worktree through git: <c>git add -A</c> then <c>git write-tree</c>.</summary>
-    private async Task<string> FullTrackAsync(CancellationToken ct)
+    internal async Task<string> FullTrackAsync(CancellationToken ct)
     {
         var excluded = await ListExcludedAsync(ct).ConfigureAwait(false);
         var pathspecs = new StringBuilder(".\0");
@@ -310,67 +313,137 @@ public sealed partial class SnapshotLease : IDisposable
         return ms.ToArray();
     }
 
-    /// <summary>Paths (relative, forward slashes) that differ between two trees, renames split into delete + add.</summary>
-    public async Task<IReadOnlyList<string>> ChangedAsync(string from, string to, CancellationToken ct)
+    /// <summary>Paths (relative, forward slashes) that differ between two trees, renames split into delete + add:
+    /// <c>git diff-tree -r --no-renames --name-only</c>, in its order, computed in process (a revert or a step's
+    /// patch must not wait for a git process).</summary>
+    public Task<IReadOnlyList<string>> ChangedAsync(string from, string to, CancellationToken ct)
     {
-        if (from == to)
-        {
-            return [];
-        }
-
-        var text = await Git.RunTextAsync(["diff-tree", "-r", "-z", "--no-renames", "--name-only", from, to], ct).ConfigureAwait(false);
-        return text.Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        IReadOnlyList<string> paths = from == to ? [] : TreeDiff(from, to, ct).Select(c => c.Path).ToList();
+        return Task.FromResult(paths);
     }
 
-    /// <summary>The unified diff between two trees (OpenCode's <c>revert.diff</c>), trimmed.</summary>
-    public async Task<string> DiffTextAsync(string from, string to, CancellationToken ct)
+    /// <summary>The unified diff between two trees (OpenCode's <c>revert.diff</c>), trimmed: libgit2's patch, which
+    /// uses git's own xdiff (same hunks; the <c>index</c> lines abbreviate ids to 7 digits).</summary>
+    public Task<string> DiffTextAsync(string from, string to, CancellationToken ct)
     {
         if (from == to)
         {
-            return string.Empty;
+            return Task.FromResult(string.Empty);
         }
 
-        return (await Git.RunTextAsync(["diff", "--no-ext-diff", "--no-renames", "--no-color", from, to, "--", "."], ct).ConfigureAwait(false)).Trim();
+        var paths = TreeDiff(from, to, ct).Select(c => c.Path).ToList();
+        if (paths.Count == 0)
+        {
+            return Task.FromResult(string.Empty);
+        }
+
+        using var patch = Repo.Diff.Compare<Patch>(RequireTree(from), RequireTree(to), paths, ExactPaths, NoRenames);
+        return Task.FromResult(patch.Content.Trim());
     }
 
-    /// <summary>Per-file diffs with full before/after texts, as OpenCode's <c>Snapshot.diffFull</c>.</summary>
-    public async Task<IReadOnlyList<FileDiffInfo>> DiffFullAsync(string from, string to, CancellationToken ct)
+    /// <summary>Per-file diffs with full before/after texts, as OpenCode's <c>Snapshot.diffFull</c>: the status of
+    /// <c>--name-status</c> (A, D, anything else modified) and the counts of <c>--numstat</c> (0/0 for binary).</summary>
+    public Task<IReadOnlyList<FileDiffInfo>> DiffFullAsync(string from, string to, CancellationToken ct)
     {
         if (from == to)
         {
-            return [];
+            return Task.FromResult<IReadOnlyList<FileDiffInfo>>([]);
         }
 
-        var status = (await Git.RunTextAsync(["diff-tree", "-r", "-z", "--no-renames", "--name-status", from, to], ct).ConfigureAwait(false))
-            .Split('\0');
-        var numstat = (await Git.RunTextAsync(["diff-tree", "-r", "-z", "--no-renames", "--numstat", from, to], ct).ConfigureAwait(false))
-            .Split('\0');
+        var changes = TreeDiff(from, to, ct);
+        var result = new List<FileDiffInfo>(changes.Count);
+        if (changes.Count == 0)
+        {
+            return Task.FromResult<IReadOnlyList<FileDiffInfo>>(result);
+        }
+
         var counts = new Dictionary<string, (int, int)>(StringComparer.Ordinal);
-        foreach (var rec in numstat)
+        using (var patch = Repo.Diff.Compare<Patch>(RequireTree(from), RequireTree(to), changes.Select(c => c.Path), ExactPaths, NoRenames))
         {
-            var f = rec.Split('\t', 3);
-            if (f.Length == 3)
+            foreach (var e in patch)
             {
-                counts[f[2]] = (int.TryParse(f[0], out int a) ? a : 0, int.TryParse(f[1], out int d) ? d : 0);
+                counts[e.Path.Replace('\\', '/')] = e.IsBinaryComparison ? (0, 0) : (e.LinesAdded, e.LinesDeleted);
             }
         }
 
-        var result = new List<FileDiffInfo>();
-        for (int i = 0; i + 1 < status.Length; i += 2)
+        foreach (var (file, code) in changes)
         {
-            string code = status[i];
-            string file = status[i + 1];
-            if (code.Length == 0)
-            {
-                continue;
-            }
-
-            string st = code[0] switch { 'A' => "added", 'D' => "deleted", _ => "modified" };
+            string st = code switch { 'A' => "added", 'D' => "deleted", _ => "modified" };
             var (adds, dels) = counts.GetValueOrDefault(file);
             result.Add(new FileDiffInfo(file, TextAt(from, file), TextAt(to, file), adds, dels, st));
         }
 
+        return Task.FromResult<IReadOnlyList<FileDiffInfo>>(result);
+    }
+
+    private static readonly CompareOptions NoRenames = new() { Similarity = SimilarityOptions.None, ContextLines = 3, InterhunkLines = 0 };
+
+    // Paths taken literally, never as pathspecs (a file named "a*b" must not match others).
+    private static readonly ExplicitPathsOptions ExactPaths = new() { ShouldFailOnUnmatchedPath = false };
+
+    private Tree RequireTree(string hash) =>
+        Repo.Lookup<Tree>(hash) ?? throw new SnapshotUnavailableException($"Snapshot {hash} is missing.", null, [hash]);
+
+    /// <summary>The files that differ between two trees, with git's status letter (A, D, M), in git's path order:
+    /// both trees are walked side by side and a subtree with the same id on both sides is skipped whole.</summary>
+    internal List<(string Path, char Status)> TreeDiff(string from, string to, CancellationToken ct)
+    {
+        var result = new List<(string, char)>();
+        DiffTrees(RequireTree(from), RequireTree(to), string.Empty, result, ct);
         return result;
+    }
+
+    private static void DiffTrees(Tree? a, Tree? b, string prefix, List<(string, char)> into, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var ea = a is null ? [] : a.Select(e => (Entry: e, Name: Encoding.UTF8.GetBytes(e.Name), IsTree: e.TargetType == TreeEntryTargetType.Tree)).ToList();
+        var eb = b is null ? [] : b.Select(e => (Entry: e, Name: Encoding.UTF8.GetBytes(e.Name), IsTree: e.TargetType == TreeEntryTargetType.Tree)).ToList();
+        int i = 0, j = 0;
+        while (i < ea.Count || j < eb.Count)
+        {
+            int c = i >= ea.Count ? 1 : j >= eb.Count ? -1 : GitObjects.CompareNames(ea[i].Name, ea[i].IsTree, eb[j].Name, eb[j].IsTree);
+            if (c < 0)
+            {
+                Side(ea[i++], 'D');
+            }
+            else if (c > 0)
+            {
+                Side(eb[j++], 'A');
+            }
+            else
+            {
+                var (x, y) = (ea[i++], eb[j++]);
+                if (x.Entry.Target.Id == y.Entry.Target.Id && x.Entry.Mode == y.Entry.Mode)
+                {
+                    continue;
+                }
+
+                if (x.IsTree)
+                {
+                    DiffTrees((Tree)x.Entry.Target, (Tree)y.Entry.Target, prefix + x.Entry.Name + "/", into, ct);
+                }
+                else
+                {
+                    into.Add((prefix + x.Entry.Name, 'M'));
+                }
+            }
+        }
+
+        void Side((TreeEntry Entry, byte[] Name, bool IsTree) e, char status)
+        {
+            if (!e.IsTree)
+            {
+                into.Add((prefix + e.Entry.Name, status));
+            }
+            else if (status == 'D')
+            {
+                DiffTrees((Tree)e.Entry.Target, null, prefix + e.Entry.Name + "/", into, ct);
+            }
+            else
+            {
+                DiffTrees(null, (Tree)e.Entry.Target, prefix + e.Entry.Name + "/", into, ct);
+            }
+        }
     }
 
     private string TextAt(string tree, string rel)
@@ -384,7 +457,7 @@ public sealed partial class SnapshotLease : IDisposable
         return bytes.AsSpan(0, Math.Min(bytes.Length, 8000)).Contains((byte)0) ? string.Empty : Encoding.UTF8.GetString(bytes);
     }
 
-    private Repository Repo => repo ??= new Repository(store.GitDir);
+    internal Repository Repo => repo ??= new Repository(store.GitDir);
 
     private async Task EnsureInitAsync(CancellationToken ct)
     {

@@ -135,6 +135,34 @@ public sealed class WorktreeFiles(string workTree)
         }
     }
 
+    /// <summary>Removes the temp files <see cref="Write"/> leaves beside <paramref name="rel"/> when the process dies
+    /// between creating one and renaming it over the file (found by the revert kill soak). Only our own names
+    /// (<c>.&lt;name&gt;.ocrpc-&lt;32 hex&gt;.tmp</c>) are touched. Returns how many were removed.</summary>
+    public int RemoveStrayTemps(string rel)
+    {
+        string path = Absolute(rel);
+        string dir = Path.GetDirectoryName(path)!;
+        if (Relative(path) is null || !Directory.Exists(dir) || new DirectoryInfo(dir).LinkTarget is not null)
+        {
+            return 0;
+        }
+
+        string prefix = $".{Path.GetFileName(path)}.ocrpc-";
+        int n = 0;
+        foreach (var f in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            string name = Path.GetFileName(f);
+            string id = name[prefix.Length..^".tmp".Length];
+            if (id.Length == 32 && id.All(char.IsAsciiHexDigitLower))
+            {
+                File.Delete(f);
+                n++;
+            }
+        }
+
+        return n;
+    }
+
     /// <summary>Deletes a file or symlink (never a folder), then removes the folders this leaves empty unless
     /// <paramref name="keepDir"/> says they existed in the state being restored.</summary>
     public void Delete(string rel, Func<string, bool> keepDir)

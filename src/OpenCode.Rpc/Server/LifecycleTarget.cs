@@ -16,9 +16,12 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
     public static string Version => typeof(LifecycleTarget).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     [JsonRpcMethod(Methods.Initialize, UseSingleObjectParameterDeserialization = true)]
-    public Task<InitializeResult> InitializeAsync(JsonElement p = default, CancellationToken ct = default)
+    public async Task<InitializeResult> InitializeAsync(JsonElement p = default, CancellationToken ct = default)
     {
         ct.ThrowIfCancellationRequested();
+
+        // A client that has the answer sees no half-reverted worktree (see RevertService.RecoverAsync).
+        await ctx.StartupRecovery.WaitAsync(ct).ConfigureAwait(false);
         var q = ParamsBinder.Bind(p, ProtocolJsonContext.Default.InitializeParams);
         if (ctx.Initialized)
         {
@@ -43,13 +46,13 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
 
         // Derived from the targets' attributes, so a new method is announced the moment it is served.
         var methods = RpcServer.KnownMethods.Where(m => !LifecycleMethods.Contains(m)).Order(StringComparer.Ordinal).ToArray();
-        return Task.FromResult(new InitializeResult(
+        return new InitializeResult(
             new ServerInfo("opencode-rpc", Version),
             new ServerCapabilities(
                 methods,
                 Notifications.All,
                 new ProjectSummary(project.Id, project.Worktree, project.Directory, project.Vcs, ctx.Store.Layout.DataDir),
-                new ServerLimits(ctx.Options.MaxFrameBytes, Core.Sessions.SessionStore.MaxTitleLength, ServerOptions.MaxListLimit))));
+                new ServerLimits(ctx.Options.MaxFrameBytes, Core.Sessions.SessionStore.MaxTitleLength, ServerOptions.MaxListLimit)));
     }
 
     [JsonRpcMethod(Methods.Initialized, UseSingleObjectParameterDeserialization = true)]

@@ -23,6 +23,10 @@ public sealed partial class RevertTarget
         var locations = ctx.Options.ConfigDir is { } dir ? new ConfigLocations(dir) : ConfigLocations.FromEnvironment();
         service = new RevertService(ctx.Store, () => ctx.Project, locations, log: ctx.Log);
         ctx.Store.WriteHook = service;
+
+        // A revert killed midway is finished or rolled back now, not at the next revert call: its journal names
+        // its own shadow repo and worktree, so no project is needed.
+        ctx.StartupRecovery = Task.Run(service.RecoverAtStartAsync);
     }
 
     [JsonRpcMethod(Methods.SessionRevert, UseSingleObjectParameterDeserialization = true)]

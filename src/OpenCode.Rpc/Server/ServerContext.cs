@@ -76,6 +76,11 @@ public sealed class ServerContext
 
     public SearchService Search { get; }
 
+    /// <summary>Recovery of reverts a killed process left half done, started when the server starts (by the revert
+    /// target); <c>initialize</c> answers only once it is over.</summary>
+    [PropertyShape(Ignore = true)]
+    public Task StartupRecovery { get; set; } = Task.CompletedTask;
+
     /// <summary>Set by the compaction target; step/finish calls its <c>AfterStepFinishAsync</c>.</summary>
     public Core.Compaction.CompactionService? Compaction { get; set; }
     public ShareService Share { get; }

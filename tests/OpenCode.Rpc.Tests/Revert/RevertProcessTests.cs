@@ -80,6 +80,94 @@ public sealed class RevertProcessTests(ITestOutputHelper output)
         Assert.False(File.Exists(journalFile));
     }
 
+    /// <summary>A sidecar killed in the middle of a revert leaves a journal. The next sidecar to start on the data dir
+    /// puts the worktree right before it answers <c>initialize</c>, with no revert call: rolled back when the revert
+    /// was not recorded yet, left finished when it was (the session is written last).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task KilledMidRevert_IsRolledBackOrFinished_WhenTheNextSidecarStarts_WithoutAnyRevertCall(bool sessionRecordedIt)
+    {
+        using var dirs = new TestDirs(git: true);
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "a.txt"), "alpha\n");
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "keep.txt"), "untouched\n");
+        RevertHarness.CommitAll(dirs.ProjectDir);
+        string configDir = RevertHarness.NewConfigDir(dirs);
+        string P(string rel) => Path.Combine(dirs.ProjectDir, rel);
+        string sessionId;
+        string user;
+        string aiState;
+        IReadOnlyDictionary<string, string> afterAi;
+        IReadOnlyDictionary<string, string> reverted;
+        JsonObject? recorded = null;
+        await using (var s = await InProcServer.StartAsync(dirs, options: new ServerOptions(dirs.DataDir, dirs.ProjectDir, ConfigDir: configDir)))
+        {
+            sessionId = (await s.CallAsync(Methods.SessionCreate, new { title = "t" })).GetProperty("id").GetString()!;
+            user = (await s.CallAsync(Methods.MessageUpdate, new { info = new { sessionID = sessionId, role = "user", time = new { created = 1 }, agent = "build", model = new { providerID = "p", modelID = "m" } } })).GetProperty("id").GetString()!;
+            string asst = (await s.CallAsync(Methods.MessageUpdate, new { info = new { sessionID = sessionId, role = "assistant", time = new { created = 2 }, parentID = user, modelID = "m", providerID = "p", mode = "build", agent = "build", path = new { cwd = dirs.ProjectDir, root = dirs.ProjectDir }, cost = 0, tokens = new { input = 0, output = 0, reasoning = 0, cache = new { read = 0, write = 0 } } } })).GetProperty("id").GetString()!;
+            await s.CallAsync(Methods.StepStart, new { sessionID = sessionId, messageID = asst });
+            File.WriteAllText(P("a.txt"), "AI version\n");
+            File.WriteAllText(P("made.txt"), "made by the AI\n");
+            await s.CallAsync(Methods.StepFinish, new { sessionID = sessionId, messageID = asst, reason = "stop" });
+            aiState = (await s.CallAsync(Methods.SnapshotTrack, new { sessionID = sessionId })).GetProperty("hash").GetString()!;
+            afterAi = RevertHarness.FileMap(dirs.ProjectDir);
+            if (sessionRecordedIt)
+            {
+                await s.CallAsync(Methods.SessionRevert, new { sessionID = sessionId, messageID = user });
+                recorded = JsonNode.Parse((await s.CallAsync(Methods.SessionGet, new { sessionID = sessionId })).GetProperty("revert").GetRawText())!.AsObject();
+            }
+        }
+
+        // The state a SIGKILL leaves: the journal written before the first file, and the worktree half restored
+        // (a.txt put back, made.txt not yet deleted) or, when the session already records it, fully restored.
+        if (!sessionRecordedIt)
+        {
+            File.WriteAllText(P("a.txt"), "alpha\n");
+        }
+
+        reverted = RevertHarness.FileMap(dirs.ProjectDir);
+
+        // The kill also caught a restore mid-write: its temp file is beside the file (found by the revert kill soak).
+        string stray = P($".made.txt.ocrpc-{Guid.NewGuid():N}.tmp");
+        File.WriteAllText(stray, "half a file");
+        var journal = new JsonObject
+        {
+            ["sessionID"] = sessionId,
+            ["gitDir"] = Path.Combine(dirs.DataDir, "snapshot", ProjectIdOf(dirs)),
+            ["workTree"] = dirs.ProjectDir,
+            ["userGitDir"] = Path.Combine(dirs.ProjectDir, ".git"),
+            ["before"] = aiState,
+            ["files"] = new JsonArray("a.txt", "made.txt"),
+            ["revert"] = new JsonObject { ["messageID"] = user, ["snapshot"] = recorded?["snapshot"]?.GetValue<string>() ?? aiState },
+            ["expect"] = "revert",
+        };
+        string journalFile = Path.Combine(dirs.DataDir, "opencode-rpc", "revert", sessionId + ".journal.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(journalFile)!);
+        File.WriteAllBytes(journalFile, JsJson.ToBytes(journal));
+
+        await using var next = await ProcessServer.StartAsync(dirs, output, true, "--config-dir", configDir);
+
+        // initialize has answered; nothing else was asked.
+        Assert.False(File.Exists(journalFile));
+        Assert.False(File.Exists(stray));
+        if (sessionRecordedIt)
+        {
+            Assert.Equal(reverted, RevertHarness.FileMap(dirs.ProjectDir)); // finished: left reverted
+            Assert.False(File.Exists(P("made.txt")));
+            Assert.Equal("alpha\n", File.ReadAllText(P("a.txt")));
+        }
+        else
+        {
+            Assert.Equal(afterAi, RevertHarness.FileMap(dirs.ProjectDir)); // rolled back to just before the revert
+            Assert.Contains(next.Stderr, l => l.Contains("rolled back", StringComparison.Ordinal));
+        }
+
+        var session = await next.CallAsync(Methods.SessionGet, new { sessionID = sessionId });
+        Assert.Equal(sessionRecordedIt, session.TryGetProperty("revert", out _));
+    }
+
+    private static string ProjectIdOf(TestDirs dirs) => OpenCode.Rpc.Core.Projects.ProjectResolver.Resolve(dirs.ProjectDir).Id;
+
     /// <summary>The real OpenCode 1.1.65, driven offline by the fake LLM, writes hello.txt in a session; our
     /// session/undo removes it and session/redo puts it back.</summary>
     [Fact]

@@ -311,6 +311,72 @@ public sealed class RevertTests
     }
 
     [Fact]
+    public async Task ScopeFiles_RevertThenUnrevert_RoundTripsEveryKindOfChange_AndNeverTouchesTheConversation()
+    {
+        await using var h = await RevertHarness.StartAsync(true, Seed);
+        var before = h.Files();
+        var (user, _, _) = await h.TurnAsync("please edit", () => AiEdits(h));
+        var afterAi = h.Files();
+        var messages = (await h.Client.CallAsync(Methods.MessageList, new { sessionID = h.SessionId })).GetArrayLength();
+
+        var r = await h.Client.CallAsync(Methods.SessionRevert, new { sessionID = h.SessionId, messageID = user, scope = "files" });
+        Assert.True(r.GetProperty("filesReverted").GetBoolean());
+        Assert.Equal(before.Where(kv => !kv.Key.StartsWith("build/", StringComparison.Ordinal)), h.Files().Where(kv => !kv.Key.StartsWith("build/", StringComparison.Ordinal)));
+        var session = await h.Client.CallAsync(Methods.SessionGet, new { sessionID = h.SessionId });
+        Assert.False(session.TryGetProperty("revert", out _)); // OpenCode would hide the turn if it were set
+        Assert.Equal(messages, (await h.Client.CallAsync(Methods.MessageList, new { sessionID = h.SessionId })).GetArrayLength());
+
+        var dry = await h.Client.CallAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId, dryRun = true });
+        Assert.Equal(r.GetProperty("files").GetArrayLength(), dry.GetProperty("files").GetArrayLength());
+        var un = await h.Client.CallAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId });
+        Assert.True(un.GetProperty("filesReverted").GetBoolean());
+        Assert.Equal(afterAi, h.Files());
+        Assert.False((await h.Client.CallAsync(Methods.SessionGet, new { sessionID = h.SessionId })).TryGetProperty("revert", out _));
+
+        // Nothing left to undo.
+        var again = await h.Client.CallAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId });
+        Assert.False(again.GetProperty("filesReverted").GetBoolean());
+        Assert.Equal(afterAi, h.Files());
+    }
+
+    [Fact]
+    public async Task ScopeFiles_Unrevert_FileEditedSince_RefusesUnlessForce()
+    {
+        await using var h = await RevertHarness.StartAsync(true, Seed);
+        var (user, _, _) = await h.TurnAsync("edit", () => File.WriteAllText(h.P("a.txt"), "AI version\n"));
+        await h.Client.CallAsync(Methods.SessionRevert, new { sessionID = h.SessionId, messageID = user, scope = "files" });
+        File.WriteAllText(h.P("a.txt"), "the user's edit after the files-only revert\n");
+        var state = h.Files();
+        var err = await h.Client.ErrorAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId });
+        Assert.Equal(ErrorCodes.RevertConflict, err.Code);
+        Assert.Equal(state, h.Files());
+        await h.Client.CallAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId, force = true });
+        Assert.Equal("AI version\n", File.ReadAllText(h.P("a.txt")));
+    }
+
+    [Fact]
+    public async Task ScopeFiles_ThenAConversationRevert_UnrevertUndoesThemLastInFirstOut()
+    {
+        await using var h = await RevertHarness.StartAsync(true, Seed);
+        var start = h.Files();
+        var (u1, _, _) = await h.TurnAsync("one", () => File.WriteAllText(h.P("a.txt"), "turn one\n"));
+        var afterOne = h.Files();
+        var (u2, _, _) = await h.TurnAsync("two", () => File.WriteAllText(h.P("b.txt"), "turn two\n"));
+        var afterTwo = h.Files();
+
+        await h.Client.CallAsync(Methods.SessionRevert, new { sessionID = h.SessionId, messageID = u2, scope = "files" });
+        Assert.Equal(afterOne, h.Files());
+        await h.Client.CallAsync(Methods.SessionRevert, new { sessionID = h.SessionId, messageID = u1 });
+        Assert.Equal(start, h.Files());
+
+        await h.Client.CallAsync(Methods.SessionUnrevert, new { sessionID = h.SessionId }); // the conversation revert
+        Assert.Equal(afterOne, h.Files());
+        Assert.False((await h.Client.CallAsync(Methods.SessionGet, new { sessionID = h.SessionId })).TryGetProperty("revert", out _));
+        await h.Client.CallAsync(Methods.SessionRedo, new { sessionID = h.SessionId }); // then the files-only one
+        Assert.Equal(afterTwo, h.Files());
+    }
+
+    [Fact]
     public async Task NextMessage_AfterUndo_DeletesRevertedMessagesAndTheirPartFiles()
     {
         await using var h = await RevertHarness.StartAsync(true, Seed);

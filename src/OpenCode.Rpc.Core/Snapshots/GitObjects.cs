@@ -1,0 +1,285 @@
+using System.Buffers;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace OpenCode.Rpc.Core.Snapshots;
+
+/// <summary>
+/// Writes git objects (blobs and trees) into a repository's loose object store, byte for byte as git names them:
+/// the id is the SHA-1 of <c>"&lt;type&gt; &lt;size&gt;\0"</c> + content, and the file is the zlib of the same bytes. As git
+/// does, an object that already exists is not written again but "freshened" (its mtime set to now), so a
+/// <c>git gc --prune=7.days</c> (which OpenCode runs on a shared shadow repo) never removes an object a snapshot we
+/// just returned refers to.
+/// </summary>
+internal sealed class GitObjects(string gitDir)
+{
+    public const int ModeFile = 0x81A4; // 100644
+    public const int ModeExec = 0x81ED; // 100755
+    public const int ModeLink = 0xA000; // 120000
+    public const int ModeTree = 0x4000; // 40000
+
+    /// <summary>Files read whole into memory; bigger ones are hashed and compressed in one streaming pass.</summary>
+    private const int InMemoryLimit = 8 * 1024 * 1024;
+
+    private static readonly byte[] EmptyTreeId = Convert.FromHexString("4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+
+    private readonly string objects = Path.Combine(gitDir, "objects");
+    private readonly IncrementalHash sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+
+    /// <summary>Objects written (not already present) since this writer was made.</summary>
+    public int Written { get; private set; }
+
+    public static string Hex(byte[] oid) => Convert.ToHexStringLower(oid);
+
+    public static string ModeText(int mode) => mode switch
+    {
+        ModeFile => "100644",
+        ModeExec => "100755",
+        ModeLink => "120000",
+        ModeTree => "40000",
+        _ => Convert.ToString(mode, 8),
+    };
+
+    /// <summary>git's tree order (<c>base_name_compare</c>): bytes, with a folder's name compared as if it ended in '/'.</summary>
+    public static int CompareNames(byte[] a, bool aTree, byte[] b, bool bTree)
+    {
+        int n = Math.Min(a.Length, b.Length);
+        int c = a.AsSpan(0, n).SequenceCompareTo(b.AsSpan(0, n));
+        if (c != 0)
+        {
+            return c;
+        }
+
+        int ca = a.Length > n ? a[n] : aTree ? '/' : 0;
+        int cb = b.Length > n ? b[n] : bTree ? '/' : 0;
+        return ca - cb;
+    }
+
+    /// <summary>Writes a tree from its entries (already in git's order); returns its id.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public byte[] WriteTree(IReadOnlyList<(int Mode, byte[] Name, byte[] Oid)> entries)
+    {
+        if (entries.Count == 0)
+        {
+            return WriteObject("tree", [], EmptyTreeId);
+        }
+
+        var body = new ArrayBufferWriter<byte>(entries.Count * 48);
+        foreach (var (mode, name, oid) in entries)
+        {
+            Encoding.ASCII.GetBytes(ModeText(mode), body);
+            body.Write(" "u8);
+            body.Write(name);
+            body.Write([(byte)0]);
+            body.Write(oid);
+        }
+
+        return WriteObject("tree", body.WrittenSpan, null);
+    }
+
+    /// <summary>Writes a blob from bytes in memory (a symlink's target).</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public byte[] WriteBlob(ReadOnlySpan<byte> content) => WriteObject("blob", content, null);
+
+    /// <summary>Hashes and stores the content behind an open file, from its start to its end as read now (not as
+    /// <paramref name="expectedSize"/> said: the file may be changing, and the caller compares its stat before and
+    /// after to know whether what was read can be trusted).</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public byte[] WriteBlob(SafeFileHandle file, long expectedSize)
+    {
+        if (expectedSize <= InMemoryLimit)
+        {
+            byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Max(expectedSize + 1, 4096));
+            try
+            {
+                int total = 0;
+                while (true)
+                {
+                    if (total == buf.Length)
+                    {
+                        break; // grew past what we allowed for: stream it instead
+                    }
+
+                    int n = RandomAccess.Read(file, buf.AsSpan(total), total);
+                    if (n == 0)
+                    {
+                        return WriteObject("blob", buf.AsSpan(0, total), null);
+                    }
+
+                    total += n;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buf);
+            }
+        }
+
+        return WriteBlobStreaming(file);
+    }
+
+    /// <summary>A big file: the object header needs the size before the content, so the content is first copied to a
+    /// temp file (which fixes its size), then hashed and compressed from there in one pass.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private byte[] WriteBlobStreaming(SafeFileHandle file)
+    {
+        Directory.CreateDirectory(objects);
+        string copy = Path.Combine(objects, $"tmp_copy_{Guid.NewGuid():N}");
+        string tmp = Path.Combine(objects, $"tmp_obj_{Guid.NewGuid():N}");
+        try
+        {
+            long size = 0;
+            using (var dst = new FileStream(copy, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                byte[] chunk = ArrayPool<byte>.Shared.Rent(1 << 20);
+                try
+                {
+                    int n;
+                    while ((n = RandomAccess.Read(file, chunk, size)) > 0)
+                    {
+                        dst.Write(chunk, 0, n);
+                        size += n;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                }
+            }
+
+            byte[] header = Encoding.ASCII.GetBytes($"blob {size}\0");
+            sha.AppendData(header);
+            using (var src = new FileStream(copy, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
+            using (var dst = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead }))
+            using (var z = new ZLibStream(dst, CompressionLevel.Fastest))
+            {
+                z.Write(header);
+                byte[] chunk = ArrayPool<byte>.Shared.Rent(1 << 20);
+                try
+                {
+                    int n;
+                    while ((n = src.Read(chunk, 0, chunk.Length)) > 0)
+                    {
+                        sha.AppendData(chunk, 0, n);
+                        z.Write(chunk, 0, n);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                }
+            }
+
+            byte[] oid = sha.GetHashAndReset();
+            string path = PathOf(oid);
+            if (File.Exists(path))
+            {
+                Freshen(path);
+            }
+            else
+            {
+                Publish(tmp, path);
+            }
+
+            return oid;
+        }
+        finally
+        {
+            TryDelete(copy);
+            TryDelete(tmp);
+        }
+    }
+
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private byte[] WriteObject(string type, ReadOnlySpan<byte> content, byte[]? knownId)
+    {
+        Span<byte> header = stackalloc byte[32];
+        int hl = Encoding.ASCII.GetBytes($"{type} {content.Length}", header);
+        header[hl++] = 0;
+        byte[] oid;
+        if (knownId is not null)
+        {
+            oid = knownId;
+        }
+        else
+        {
+            sha.AppendData(header[..hl]);
+            sha.AppendData(content);
+            oid = sha.GetHashAndReset();
+        }
+
+        string path = PathOf(oid);
+        if (File.Exists(path))
+        {
+            Freshen(path);
+            return oid;
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string tmp = Path.Combine(Path.GetDirectoryName(path)!, $"tmp_obj_{Guid.NewGuid():N}");
+        try
+        {
+            // Read-only like git's own loose objects; not fsync'd, like git's default (core.fsync leaves loose
+            // objects out): a crash of the machine, not of the process, can lose the newest ones.
+            using (var fs = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead }))
+            using (var z = new ZLibStream(fs, CompressionLevel.Fastest))
+            {
+                z.Write(header[..hl]);
+                z.Write(content);
+            }
+
+            Publish(tmp, path);
+        }
+        finally
+        {
+            TryDelete(tmp);
+        }
+
+        return oid;
+    }
+
+    /// <summary>Moves a finished temp object to its name; another writer (git, OpenCode, a second sidecar) may have
+    /// put the identical object there first, which is fine.</summary>
+    private void Publish(string tmp, string path)
+    {
+        try
+        {
+            File.Move(tmp, path, overwrite: false);
+            Written++;
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+        }
+    }
+
+    private string PathOf(byte[] oid)
+    {
+        string hex = Hex(oid);
+        return Path.Combine(objects, hex[..2], hex[2..]);
+    }
+
+    private static void Freshen(string path)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // someone else's object in a shared repo: it is there, which is what matters now
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}
