@@ -113,12 +113,15 @@ internal sealed class ClientSummarizer(ServerContext ctx) : ISummarizer
             ["sessionID"] = request.SessionID,
             ["messages"] = request.Head.Select(CompactionTarget.ToResult).ToList(),
             ["prompt"] = request.Prompt,
+            // The compaction agent's instructions, as the model summarizer sends them in its system message.
+            ["system"] = CompactionPrompt.System,
         };
         var types = new Dictionary<string, Type>(StringComparer.Ordinal)
         {
             ["sessionID"] = typeof(string),
             ["messages"] = typeof(IReadOnlyList<ContextMessageResult>),
             ["prompt"] = typeof(string),
+            ["system"] = typeof(string),
         };
         request.Progress?.Report("Asking the client's model for the summary");
         ClientSummarizeResult result;
