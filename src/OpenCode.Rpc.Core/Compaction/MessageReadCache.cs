@@ -34,8 +34,14 @@ internal sealed class MessageReadCache
     private readonly ConcurrentDictionary<string, Listing> listings = new(StringComparer.Ordinal);
     private readonly ConditionalWeakTable<JsonObject, Converted> converted = new();
 
-    /// <summary>A parsed file. <paramref name="Trusted"/>: its mtime was older than the racy window when read.</summary>
-    private sealed record Entry(long Ticks, long Length, bool Trusted, JsonObject Value);
+    /// <summary>A parsed file, with the keys read from it once (its id, its <c>time.created</c>), since reading a
+    /// value from parsed JSON allocates a new string each time. <paramref name="Trusted"/>: its mtime was older than
+    /// the racy window when read.</summary>
+    private sealed record Entry(long Ticks, long Length, bool Trusted, JsonObject Value, string? Id, long Created)
+    {
+        /// <summary>For a message: its part folder, once asked for.</summary>
+        public string? PartDir { get; set; }
+    }
 
     /// <summary>The <c>.json</c> files of a folder; reused only when <paramref name="Trusted"/> and the folder's
     /// mtime is still <paramref name="DirTicks"/>.</summary>
@@ -63,12 +69,11 @@ internal sealed class MessageReadCache
 
         using var root = FileStamps.OpenRoot(store.Layout.Storage);
         var infos = ReadDir(root, store.Layout.MessageDir(sessionId));
-        // SessionStore.CompareMessages's order (created, then id), with each key read once instead of at every
-        // comparison: reading them from the JSON dominated the sort of a long session.
+        // SessionStore.CompareMessages's order (created, then id), with the keys the cache read once.
         var keys = new MessageKey[infos.Count];
         for (int i = 0; i < keys.Length; i++)
         {
-            keys[i] = new MessageKey(SessionStore.Created(infos[i]), ContextBuilder.Str(infos[i]["id"]));
+            keys[i] = new MessageKey(infos[i].Created, infos[i].Id);
         }
 
         var sorted = infos.ToArray();
@@ -76,13 +81,20 @@ internal sealed class MessageReadCache
         var result = new List<MessageWithParts>(sorted.Length);
         foreach (var info in sorted)
         {
-            var parts = ReadDir(root, store.Layout.PartDir(ContextBuilder.Id(info)));
+            info.PartDir ??= store.Layout.PartDir(info.Id ?? "");
+            var parts = ReadDir(root, info.PartDir);
             if (parts.Count > 1)
             {
-                parts.Sort((a, b) => string.CompareOrdinal(ContextBuilder.Str(a["id"]), ContextBuilder.Str(b["id"])));
+                parts.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
             }
 
-            result.Add(new MessageWithParts(info, parts));
+            var values = new JsonObject[parts.Count];
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = parts[i].Value;
+            }
+
+            result.Add(new MessageWithParts(info.Value, values));
         }
 
         return result;
@@ -119,7 +131,7 @@ internal sealed class MessageReadCache
         return true;
     }
 
-    private List<JsonObject> ReadDir(StampRoot root, string dir)
+    private List<Entry> ReadDir(StampRoot root, string dir)
     {
         // The clock is read before the stat: anything written after it gets a later mtime than one we trust.
         DateTime now = DateTime.UtcNow;
@@ -152,13 +164,13 @@ internal sealed class MessageReadCache
             listed = true;
         }
 
-        var list = new List<JsonObject>(listing.Paths.Length);
+        var list = new List<Entry>(listing.Paths.Length);
         foreach (string path in listing.Paths)
         {
-            var (value, gone) = Read(root, path, now);
-            if (value is not null)
+            var (entry, gone) = Read(root, path, now);
+            if (entry is not null)
             {
-                list.Add(value);
+                list.Add(entry);
             }
             else if (gone && !listed)
             {
@@ -177,7 +189,7 @@ internal sealed class MessageReadCache
 
     /// <summary>The parsed file, from the cache while its mtime and size are the ones we parsed; no value when it
     /// is gone (<c>Gone</c>) or unreadable.</summary>
-    private (JsonObject? Value, bool Gone) Read(StampRoot root, string path, DateTime now)
+    private (Entry? Entry, bool Gone) Read(StampRoot root, string path, DateTime now)
     {
         var stamp = root.Of(path);
         if (!stamp.Exists || stamp.IsDirectory)
@@ -190,7 +202,7 @@ internal sealed class MessageReadCache
         long length = stamp.Length;
         if (files.TryGetValue(path, out var e) && e.Trusted && e.Ticks == ticks && e.Length == length)
         {
-            return (e.Value, false);
+            return (e, false);
         }
 
         JsonObject? value;
@@ -215,7 +227,8 @@ internal sealed class MessageReadCache
             value = e.Value;
         }
 
-        files[path] = new Entry(ticks, length, Settled(new DateTime(ticks, DateTimeKind.Utc), now), value);
-        return (value, false);
+        var entry = new Entry(ticks, length, Settled(new DateTime(ticks, DateTimeKind.Utc), now), value, ContextBuilder.Str(value["id"]), SessionStore.Created(value));
+        files[path] = entry;
+        return (entry, false);
     }
 }
