@@ -31,6 +31,26 @@ printf 'hello\n' > "$WS/hello.txt"
 git -C "$WS" -c user.name=e2e -c user.email=e2e@example.com add -A
 git -C "$WS" -c user.name=e2e -c user.email=e2e@example.com commit -q -m init
 
+CS_PID=
+SHARE_PID=
+cleanup() {
+  # Whole process groups (setsid): code-server's agent host, extension host and our sidecar; the share server.
+  for pid in $CS_PID $SHARE_PID; do kill -- -"$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# A real share server on 127.0.0.1 for Share / Unshare / Import from a link. The sidecar finds it through
+# enterprise.url in the global opencode.json of $XDG_CONFIG_HOME/opencode (exported below to code-server, hence to its
+# extension host and our sidecar), as OpenCode reads it; nothing is shared outside this machine.
+SHARE_OUT=$ROOT/share-server.out
+setsid dotnet "$DLL" share-server --port 0 --data-dir "$ROOT/share-data" > "$SHARE_OUT" 2> "$ROOT/share-server.err" < /dev/null &
+SHARE_PID=$!
+for _ in $(seq 1 300); do grep -q '^listening on ' "$SHARE_OUT" 2>/dev/null && break; sleep 0.1; done
+SHARE_URL=$(sed -n 's/^listening on //p' "$SHARE_OUT" | head -1)
+[ -n "$SHARE_URL" ] || { echo "the share server did not start:"; cat "$ROOT/share-server.err"; exit 1; }
+mkdir -p "$ROOT/xdg/config/opencode"
+printf '{ "enterprise": { "url": "%s" } }\n' "$SHARE_URL" > "$ROOT/xdg/config/opencode/opencode.json"
+
 # Isolated code-server state: nothing in $HOME, no marketplace, no telemetry (VSCODE-E2E.md pitfalls 4 and 10).
 export TMPDIR=$ROOT/tmp XDG_CONFIG_HOME=$ROOT/xdg/config XDG_DATA_HOME=$ROOT/xdg/data XDG_CACHE_HOME=$ROOT/xdg/cache
 export EXTENSIONS_GALLERY='{}'
@@ -56,16 +76,11 @@ t "start code-server on 127.0.0.1:$PORT"
 setsid "${CS[@]}" --bind-addr "127.0.0.1:$PORT" --auth none --disable-telemetry --disable-update-check \
   --disable-workspace-trust --disable-getting-started-override "$WS" > "$ROOT/cs.log" 2>&1 < /dev/null &
 CS_PID=$!
-cleanup() {
-  kill -- -"$CS_PID" 2>/dev/null || true   # the whole process group: agent host, extension host, our sidecar
-  wait "$CS_PID" 2>/dev/null || true
-}
-trap cleanup EXIT
 for _ in $(seq 1 150); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.2; done
 
 t "drive the workbench"
 status=0
-CS_URL="http://127.0.0.1:$PORT/" WS_DIR="$WS" DATA_DIR="$ROOT/data" DLL="$DLL" SHOT="$ROOT/shot.png" \
+CS_URL="http://127.0.0.1:$PORT/" WS_DIR="$WS" DATA_DIR="$ROOT/data" DLL="$DLL" SHOT="$ROOT/shot.png" SHARE_URL="$SHARE_URL" \
   PW_DIR="$E2E_CACHE/pw" SIDECAR_HOME="$ROOT" node "$EXT/test/e2e/run.mjs" || status=$?
 if [ $status -ne 0 ]; then
   echo "---- code-server log (tail)"; tail -30 "$ROOT/cs.log"

@@ -3,6 +3,7 @@ import { createCommands } from './commands';
 import { PREVIEW_SCHEME, PreviewContent } from './preview';
 import { resolveServer, Sidecar } from './sidecar';
 import { SessionState } from './state';
+import { registerSummarizer, SummaryProgress } from './summarize';
 import type { CommandContext } from './util';
 import { SessionTreeProvider, type SessionNode } from './views/sessionTree';
 import { createStatusBar } from './views/statusBar';
@@ -47,6 +48,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Extens
     void vscode.window.showInformationMessage(what, 'Show Log').then((a) => a && output.show());
   });
 
+  // Before the first start: the handler is put on every connection the sidecar opens.
+  const summaries = new SummaryProgress();
+  context.subscriptions.push(registerSummarizer(client, summaries, output));
+
   const state = new SessionState(client, context.workspaceState);
   const tree = new SessionTreeProvider(state);
   const view = vscode.window.createTreeView<SessionNode>('opencodeRpc.sessions', { treeDataProvider: tree, showCollapseAll: true });
@@ -56,6 +61,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Extens
     workspaceFolder: folder.uri,
     output,
     selection: () => (view.visible && view.selection[0]?.session.id) || undefined,
+    summaries,
   };
   context.subscriptions.push(
     state,

@@ -820,12 +820,14 @@ export const SessionDiffNotification = new NotificationType<SessionDiffNotificat
 /**
  * Server → client request: summarize with the client's own model.
  *
- * Sent by the server during session/compact when the summarizer is `client`. messages are the model messages being replaced (the same shape as session/context), prompt is OpenCode's compaction prompt to append as the final user message. The client answers {text}. An error reply or an empty text fails the compaction with SummarizerFailed; nothing is written.
+ * Sent by the server during session/compact when the summarizer is `client`. messages are the model messages being replaced (the same shape as session/context), prompt is OpenCode's compaction prompt to append as the final user message, system the compaction agent's system prompt. The client answers {text}. An error reply (its message is carried into the SummarizerFailed message), no handler (MethodNotFound) or an empty text fails the compaction with SummarizerFailed; nothing is written, and the server does not fall back to another summarizer. An automatic compaction that fails this way is skipped and logged on stderr.
  */
 export type CompactionSummarizeParams = {
   sessionID: SessionID;
   messages: ContextMessage[];
   prompt: string;
+  /** The compaction agent's system prompt (the model summarizer's system message). A client whose model API has no system role sends it as the first user message. */
+  system?: string;
 };
 export type CompactionSummarizeResult = {
   text: string;

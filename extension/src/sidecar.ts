@@ -84,8 +84,13 @@ export interface DiedEvent {
   willRestart: boolean;
 }
 
+/** Answers a request the server sends to the client (e.g. `compaction/summarize`). Throw a vscode-jsonrpc
+ * `ResponseError` to answer with that error. */
+export type ServerRequestHandler = (params: unknown, token: CancellationToken) => Promise<unknown>;
+
 export class Sidecar {
   private proc: ChildProcess | undefined;
+  private readonly requestHandlers = new Map<string, ServerRequestHandler>();
   private conn: MessageConnection | undefined;
   private ready: Promise<InitializeResult> | undefined;
   private init: InitializeResult | undefined;
@@ -111,6 +116,21 @@ export class Sidecar {
   onNotification(handler: (method: string, params: unknown) => void): { dispose(): void } {
     this.events.on('notification', handler);
     return { dispose: () => this.events.off('notification', handler) };
+  }
+
+  /**
+   * Answers the server's requests to the client for `method`, on this connection and every restarted one. Without a
+   * handler vscode-jsonrpc answers MethodNotFound, which the server reports as "the client does not answer".
+   */
+  onRequest(method: string, handler: ServerRequestHandler): { dispose(): void } {
+    this.requestHandlers.set(method, handler);
+    const live = this.conn?.onRequest(method, (params: unknown, token: CancellationToken) => handler(params, token));
+    return {
+      dispose: () => {
+        if (this.requestHandlers.get(method) === handler) this.requestHandlers.delete(method);
+        live?.dispose();
+      },
+    };
   }
 
   /** After each (re)start: the initialize result. */
@@ -196,6 +216,10 @@ export class Sidecar {
       this.events.emit('notification', method, params);
     });
     conn.onError(([e]) => log.appendLine(`[client] connection error: ${e.message}`));
+    // Registered before listen(), so a request the server sends right after initialize is not answered MethodNotFound.
+    for (const [method, handler] of this.requestHandlers) {
+      conn.onRequest(method, (params: unknown, token: CancellationToken) => handler(params, token));
+    }
     conn.listen();
 
     const init = (await Promise.race([

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
 import type { SessionInfo } from './protocol';
 import type { SessionState } from './state';
+import type { SummaryProgress } from './summarize';
 import { UnsupportedMethodError } from './sidecar';
 
 /** Everything a command factory needs. */
@@ -12,6 +13,8 @@ export interface CommandContext {
   output: vscode.OutputChannel;
   /** The session selected in the session view, if it has one (keybindings there pass no argument). */
   selection?: () => string | undefined;
+  /** Where `compaction/summarize` reports its progress while Compact runs (see summarize.ts). */
+  summaries?: SummaryProgress;
 }
 
 /** `<updated, local time> • <last 8 of id>`: the Switch Session description (OpenCode's session list shows the same). */

@@ -1,9 +1,12 @@
 // The end-to-end flow in code-server, through the palette as a person would use it:
 //   New Session -> (an agent turn written over RPC by this test, which changes a file) -> Switch Session ->
-//   Undo (file checked on disk) -> Redo (checked) -> Export Markdown (file checked) -> Fork -> Switch Session to the fork.
+//   Undo (file checked on disk) -> Redo (checked) -> Export Markdown (file checked) -> Fork -> Switch Session to the fork
+//   -> Compact (offline summarizer; the compaction pair checked on disk) -> Share to a real share server on 127.0.0.1
+//   (link checked on disk and on the server) -> Import Session from that link (same session, nothing duplicated)
+//   -> Unshare (gone on disk and on the server).
 // When the server does not offer session/undo yet, the flow stops after Switch Session, checks that Undo says so
 // clearly, and reports it. A screenshot is taken at the end either way.
-// env: CS_URL WS_DIR DATA_DIR DLL SHOT PW_DIR SIDECAR_HOME [CHROMIUM]
+// env: CS_URL WS_DIR DATA_DIR DLL SHOT PW_DIR SIDECAR_HOME SHARE_URL [CHROMIUM]
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,7 +18,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { chromium } = createRequire(path.join(process.env.PW_DIR, 'package.json'))('playwright-core');
 const rpcLib = createRequire(path.join(here, '..', '..', 'package.json'))('vscode-jsonrpc/node');
 
-const { CS_URL, WS_DIR, DATA_DIR, DLL, SHOT } = process.env;
+const { CS_URL, WS_DIR, DATA_DIR, DLL, SHOT, SHARE_URL } = process.env;
 const t0 = Date.now();
 const lap = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -163,6 +166,111 @@ async function showTree(nestedFork) {
   lap(`session tree shows e2e-task${nestedFork ? ` with "${nestedFork}" nested under it` : ''}`);
 }
 
+// ---- the store on disk, read directly (what OpenCode itself would read) -------------------------------------------
+
+const storage = (...p) => path.join(DATA_DIR, 'storage', ...p);
+const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+const jsonFiles = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f)) : []);
+
+/** A session's file, wherever its project put it. */
+function sessionFile(id) {
+  for (const project of fs.readdirSync(storage('session'))) {
+    const f = storage('session', project, `${id}.json`);
+    if (fs.existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+/** A session's messages with their parts, from the store's files. */
+function messagesOnDisk(id) {
+  return jsonFiles(storage('message', id))
+    .map((f) => readJson(f))
+    .map((info) => ({ info, parts: jsonFiles(storage('part', info.id)).map(readJson) }))
+    .sort((a, b) => a.info.time.created - b.info.time.created || (a.info.id < b.info.id ? -1 : 1));
+}
+
+async function until(what, check, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(100);
+  }
+}
+
+/** The text of the newest toast that matches. */
+async function toastText(pattern) {
+  const toast = toasts.getByText(pattern).last();
+  await toast.waitFor({ timeout: 60_000 });
+  return (await toast.textContent()) ?? '';
+}
+
+/** Compact -> Share -> Import from the link -> Unshare, on the current session (the fork). */
+async function compactShareImportUnshare(agent, fork) {
+  // A long first request and two short turns: a head worth summarizing, and the kept tail.
+  await agentTurn(agent, fork.id, 'Rewrite hello.txt so it greets loudly. ' + 'Keep every line short and plain. '.repeat(300), () => undefined);
+  await agentTurn(agent, fork.id, 'Now add a second line.', () => undefined);
+  await agentTurn(agent, fork.id, 'And a third one.', () => undefined);
+  const before = messagesOnDisk(fork.id);
+  await runCommand('OpenCode: Compact Session');
+  await toastText(`compacted "${fork.title}"`);
+  const after = messagesOnDisk(fork.id);
+  const request = after.find((m) => m.info.role === 'user' && m.parts.some((p) => p.type === 'compaction'));
+  const summary = after.find((m) => m.info.summary === true);
+  if (!request || !summary) throw new Error(`Compact: no compaction pair on disk (${after.length} messages)`);
+  if (summary.info.parentID !== request.info.id || summary.info.mode !== 'compaction' || summary.info.finish !== 'stop') {
+    throw new Error(`Compact: the summary message is not OpenCode's shape: ${JSON.stringify(summary.info)}`);
+  }
+  const summaryText = summary.parts.find((p) => p.type === 'text')?.text ?? '';
+  // The offline summary's goal is the session's first real request (the fork's, from e2e-task).
+  if (!/## Goal[\s\S]*make hello louder/.test(summaryText)) throw new Error(`Compact: the summary misses the goal: ${summaryText.slice(0, 300)}`);
+  if (after.length !== before.length + 2 || !before.every((b) => after.some((a) => a.info.id === b.info.id))) {
+    throw new Error(`Compact: expected every earlier message plus the pair (${before.length} + 2), found ${after.length}`);
+  }
+  lap(`compacted: request ${request.info.id} + summary on disk, all ${before.length} earlier messages kept`);
+
+  // Share: the confirmation says what gets uploaded; the link lands in the session file and on the share server.
+  await runCommand('OpenCode: Share Session');
+  await clickDialogButton('Share');
+  const shared = await toastText('OpenCode: shared; link copied:');
+  const link = /(https?:\/\/\S+\/share\/[\w-]+)/.exec(shared)?.[1];
+  if (!link || !link.startsWith(SHARE_URL + '/share/')) throw new Error(`Share: the link ${link} is not on ${SHARE_URL}`);
+  const onDisk = readJson(sessionFile(fork.id));
+  if (onDisk.share?.url !== link) throw new Error(`Share: the session file says ${JSON.stringify(onDisk.share)}, the toast ${link}`);
+  const slug = link.split('/share/')[1];
+  const data = await until('the share server has the session', async () => {
+    const r = await fetch(`${SHARE_URL}/api/share/${slug}/data`);
+    const items = r.ok ? await r.json() : [];
+    return items.filter((i) => i.type === 'message').length === after.length ? items : undefined;
+  });
+  lap(`shared: ${link} (${data.length} items on the share server)`);
+
+  // Import Session from the link. The shared session is this store's own, and an import keeps the session's id as
+  // OpenCode's does, so it lands on the same session and, being idempotent, duplicates nothing: the toast's counts come
+  // from the share server's data, and the store holds exactly the messages it held.
+  await runCommand('OpenCode: Import Session');
+  await pickInQuickPick('Import from', 'share link', 'From a share link');
+  await page.locator('.quick-input-widget input[placeholder="https://opncd.ai/share/abc123"]').waitFor({ timeout: 30_000 });
+  await page.keyboard.type(link);
+  await page.keyboard.press('Enter');
+  const importedToast = await toastText('OpenCode: imported session');
+  const [, imported, count] = /imported session (ses_\w+) \((\d+) messages/.exec(importedToast) ?? [];
+  const again = messagesOnDisk(fork.id).map((m) => m.info.id);
+  if (imported !== fork.id || Number(count) !== after.length || again.join() !== after.map((m) => m.info.id).join()) {
+    throw new Error(`Import: "${importedToast}"; on disk ${again.length} messages, expected the same ${after.length}`);
+  }
+  lap(`imported the link: ${count} messages from the share server, into ${imported} (idempotent: nothing duplicated)`);
+
+  await runCommand('OpenCode: Unshare Session');
+  await clickDialogButton('Unshare');
+  await toastText(`"${fork.title}" is no longer shared`);
+  if (readJson(sessionFile(fork.id)).share) throw new Error('Unshare: the session file still has share');
+  const gone = await fetch(`${SHARE_URL}/api/share/${slug}/data`);
+  if (gone.status !== 404) throw new Error(`Unshare: the share server still answers ${gone.status} for ${slug}`);
+  lap('unshared: the link is gone from the session file and the share server answers 404');
+}
+
 let ok = false;
 let outcome = '';
 let agent;
@@ -248,7 +356,11 @@ try {
     await statusBar.getByText('e2e-task (fork #1)').waitFor({ timeout: 30_000 });
     lap('switched to the fork');
     await showTree('e2e-task (fork #1)');
-    outcome = 'full flow: New Session, agent turn, Switch, Undo, Redo, Export Markdown, Fork, Switch to the fork, Session Tree';
+    const fork = (await agent.call('session/list', {})).find((s) => s.title === 'e2e-task (fork #1)');
+    await compactShareImportUnshare(agent, fork);
+    outcome =
+      'full flow: New Session, agent turn, Switch, Undo, Redo, Export Markdown, Fork, Switch to the fork, Session Tree, ' +
+      'Compact, Share, Import from the link, Unshare';
     ok = true;
   }
 } catch (e) {

@@ -11,6 +11,7 @@ import { PreviewContent } from '../../src/preview';
 import type { SessionInfo } from '../../src/protocol';
 import { resolveServer, Sidecar, type ServerCommand } from '../../src/sidecar';
 import { SessionState } from '../../src/state';
+import { registerSummarizer, SummaryProgress } from '../../src/summarize';
 import type { CommandContext } from '../../src/util';
 import { SessionTreeProvider } from '../../src/views/sessionTree';
 import { createStatusBar } from '../../src/views/statusBar';
@@ -95,9 +96,17 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
     },
   };
   const client = new Sidecar({ server: serverCommand(), directory: project, dataDir, log, env: serverEnv(root), maxRestarts: opts.maxRestarts });
+  // As activate() does: the compaction/summarize handler, before the first start.
+  const summaries = new SummaryProgress();
+  const summarizer = registerSummarizer(client, summaries, log);
   const state = new SessionState(client, new MemoryMemento() as never);
   const tree = new SessionTreeProvider(state);
-  const ctx: CommandContext = { state, workspaceFolder: vscode.Uri.file(project) as never, output: vscode.window.createOutputChannel('OpenCode RPC') as never };
+  const ctx: CommandContext = {
+    state,
+    workspaceFolder: vscode.Uri.file(project) as never,
+    output: vscode.window.createOutputChannel('OpenCode RPC') as never,
+    summaries,
+  };
   const commands = createCommands(ctx, { previews: new PreviewContent(), tree }) as Env['commands'];
   const status = createStatusBar(state);
   await client.start();
@@ -118,6 +127,7 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
     },
     rpc: <T>(method: string, params?: unknown) => client.sendRaw(method, params ?? {}) as Promise<T>,
     async dispose() {
+      summarizer.dispose();
       status.dispose();
       tree.dispose();
       state.dispose();

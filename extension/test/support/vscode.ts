@@ -23,6 +23,8 @@ export const ui = {
   messages: [] as Message[],
   executed: [] as { command: string; args: unknown[] }[],
   shown: [] as string[],
+  /** Every progress.report() of a withProgress task, with the task's title. */
+  progress: [] as { title?: string; message?: string }[],
   clipboard: '',
   /** Queues the answer to the next UI call of this kind. The function gets what the command passed and returns the
    * user's answer (undefined = Escape). */
@@ -40,6 +42,7 @@ export const ui = {
     this.messages = [];
     this.executed = [];
     this.shown = [];
+    this.progress = [];
     this.clipboard = '';
   },
   /** Messages of one level, text only. */
@@ -253,7 +256,8 @@ export const window = {
   async withProgress<R>(opts: unknown, task: (progress: { report(v: unknown): void }, token: CancellationTokenSource['token']) => Promise<R>) {
     const cts = new CancellationTokenSource();
     const hook = ui.queue[0]?.kind === 'progress' ? ui.next('progress') : undefined;
-    const p = task({ report: () => undefined }, cts.token);
+    const title = (opts as { title?: string } | undefined)?.title;
+    const p = task({ report: (v: { message?: string }) => void ui.progress.push({ title, message: v?.message }) }, cts.token);
     if (hook) await hook(cts, opts);
     return p;
   },
@@ -346,3 +350,80 @@ export const env = {
 export function outputText(name: string): string {
   return outputs.get(name)?.text ?? '';
 }
+
+// ---- language models (vscode.lm) -------------------------------------------------------------------------------
+// The boundary the summarizer talks to. Tests put their own LanguageModelChat objects in `lm.models`; selectChatModels
+// filters them by the selector as VS Code does (every given field must match).
+
+export enum LanguageModelChatMessageRole {
+  User = 1,
+  Assistant = 2,
+}
+
+export class LanguageModelTextPart {
+  constructor(readonly value: string) {}
+}
+
+export class LanguageModelChatMessage {
+  constructor(
+    readonly role: LanguageModelChatMessageRole,
+    readonly content: LanguageModelTextPart[],
+    readonly name?: string,
+  ) {}
+  static User(content: string, name?: string) {
+    return new LanguageModelChatMessage(LanguageModelChatMessageRole.User, [new LanguageModelTextPart(content)], name);
+  }
+  static Assistant(content: string, name?: string) {
+    return new LanguageModelChatMessage(LanguageModelChatMessageRole.Assistant, [new LanguageModelTextPart(content)], name);
+  }
+  /** Test helper: the message's text. */
+  get text() {
+    return this.content.map((p) => p.value).join('');
+  }
+}
+
+export class LanguageModelError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+  static NoPermissions(message = 'no permission') {
+    return new LanguageModelError(message, 'NoPermissions');
+  }
+  static Blocked(message = 'blocked') {
+    return new LanguageModelError(message, 'Blocked');
+  }
+  static NotFound(message = 'not found') {
+    return new LanguageModelError(message, 'NotFound');
+  }
+}
+
+export class CancellationError extends Error {
+  constructor() {
+    super('Canceled');
+  }
+}
+
+export interface StubChatModel {
+  name: string;
+  id: string;
+  vendor: string;
+  family: string;
+  version: string;
+  maxInputTokens: number;
+  sendRequest(messages: LanguageModelChatMessage[], options?: unknown, token?: CancellationTokenSource['token']): Promise<{ text: AsyncIterable<string>; stream: AsyncIterable<unknown> }>;
+  countTokens(text: string | LanguageModelChatMessage, token?: unknown): Promise<number>;
+}
+
+export const lm = {
+  models: [] as StubChatModel[],
+  selectors: [] as unknown[],
+  async selectChatModels(selector?: { vendor?: string; family?: string; id?: string; version?: string }) {
+    lm.selectors.push(selector);
+    const s = selector ?? {};
+    return lm.models.filter((m) => (['vendor', 'family', 'id', 'version'] as const).every((k) => s[k] === undefined || s[k] === m[k]));
+  },
+  onDidChangeChatModels: new EventEmitter<void>().event,
+};

@@ -66,8 +66,9 @@ public sealed record UncompactResult(IReadOnlyList<string> Removed, long Total);
 /// <summary><c>session/prune</c> result.</summary>
 public sealed record PruneResult(IReadOnlyList<string> PartIDs, long PrunedTokens, long ScannedTokens, bool Applied);
 
-/// <summary>Server → client <c>compaction/summarize</c> params.</summary>
-public sealed record ClientSummarizeParams(string SessionID, IReadOnlyList<ContextMessageResult> Messages, string Prompt);
+/// <summary>Server → client <c>compaction/summarize</c> params. <paramref name="System"/>: the compaction agent's
+/// system prompt.</summary>
+public sealed record ClientSummarizeParams(string SessionID, IReadOnlyList<ContextMessageResult> Messages, string Prompt, string? System = null);
 
 /// <summary>The client's answer to <c>compaction/summarize</c>.</summary>
 public sealed record ClientSummarizeResult

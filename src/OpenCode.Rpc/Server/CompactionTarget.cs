@@ -90,11 +90,14 @@ public sealed partial class CompactionTarget
         return new PruneResult(o.PartIDs, o.PrunedTokens, o.ScannedTokens, o.Applied);
     }
 
+    // Input is shared, not cloned: it is the conversion's own copy (ContextBuilder clones it from the part), which
+    // nothing mutates, and results are only serialized. Cloning every tool input of a long session on every call was
+    // a good part of session/context's garbage.
     internal static ContextMessageResult ToResult(ContextMessage m) => new(
         m.Role,
         m.MessageID,
         m.Source,
-        m.Content.Select(c => new ContextContentResult(c.Type, c.PartID, c.Text, c.Tool, c.CallID, c.Input?.DeepClone(), c.Output, c.Pruned ? true : null, c.Tokens)).ToList(),
+        m.Content.Select(c => new ContextContentResult(c.Type, c.PartID, c.Text, c.Tool, c.CallID, c.Input, c.Output, c.Pruned ? true : null, c.Tokens)).ToList(),
         m.Tokens);
 }
 
@@ -113,12 +116,15 @@ internal sealed class ClientSummarizer(ServerContext ctx) : ISummarizer
             ["sessionID"] = request.SessionID,
             ["messages"] = request.Head.Select(CompactionTarget.ToResult).ToList(),
             ["prompt"] = request.Prompt,
+            // The compaction agent's instructions, as the model summarizer sends them in its system message.
+            ["system"] = CompactionPrompt.System,
         };
         var types = new Dictionary<string, Type>(StringComparer.Ordinal)
         {
             ["sessionID"] = typeof(string),
             ["messages"] = typeof(IReadOnlyList<ContextMessageResult>),
             ["prompt"] = typeof(string),
+            ["system"] = typeof(string),
         };
         request.Progress?.Report("Asking the client's model for the summary");
         ClientSummarizeResult result;

@@ -143,6 +143,7 @@ public sealed class SummarizerTests(ITestOutputHelper output)
         var p = Assert.Single(asked);
         Assert.Equal(sid, p.GetProperty("sessionID").GetString());
         Assert.Contains("Create a new anchored summary", p.GetProperty("prompt").GetString());
+        Assert.StartsWith("You are a helpful AI assistant tasked with summarizing", p.GetProperty("system").GetString());
         Assert.StartsWith("Summarize me:", p.GetProperty("messages")[0].GetProperty("content")[0].GetProperty("text").GetString());
     }
 
