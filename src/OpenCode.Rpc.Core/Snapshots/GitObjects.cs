@@ -27,9 +27,72 @@ internal sealed class GitObjects(string gitDir)
 
     private readonly string objects = Path.Combine(gitDir, "objects");
     private readonly IncrementalHash sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+    private HashSet<string>? packed;
+    private GitPackWriter? pack;
 
     /// <summary>Objects written (not already present) since this writer was made.</summary>
     public int Written { get; private set; }
+
+    /// <summary>From now until <see cref="FinishPack"/>, objects go into one new pack instead of loose files (the first
+    /// snapshot of a tree, into an empty object store: nothing to look up, everything to write).</summary>
+    public void BeginPack() => pack = new GitPackWriter(objects);
+
+    /// <summary>Publishes the pack begun by <see cref="BeginPack"/>; only then do the ids handed out exist.</summary>
+    public void FinishPack()
+    {
+        if (pack is null)
+        {
+            return;
+        }
+
+        var p = pack;
+        pack = null;
+        Written += p.Count;
+        p.Finish();
+        packed = null; // re-read with the new pack
+    }
+
+    public void AbortPack()
+    {
+        pack?.Dispose();
+        pack = null;
+    }
+
+    /// <summary>Touches packs untouched for a day: snapshot trees are unreachable objects, which a
+    /// <c>git gc --prune=7.days</c> (OpenCode runs one hourly on a shared shadow repo) removes by the pack's age.
+    /// Called when a model starts, so no object a model may refer to is near that age.</summary>
+    public void FreshenPacks()
+    {
+        string dir = Path.Combine(objects, "pack");
+        if (!Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var p in Directory.EnumerateFiles(dir, "pack-*.pack"))
+        {
+            if (File.GetLastWriteTimeUtc(p) < DateTime.UtcNow.AddDays(-1))
+            {
+                Freshen(p);
+            }
+        }
+    }
+
+    /// <summary>True when the object store holds no object yet (a new shadow repo).</summary>
+    public bool IsEmpty
+    {
+        get
+        {
+            if (!Directory.Exists(objects))
+            {
+                return true;
+            }
+
+            bool loose = Directory.EnumerateDirectories(objects)
+                .Any(d => Path.GetFileName(d) is { Length: 2 } n && n.All(char.IsAsciiHexDigit) && Directory.EnumerateFileSystemEntries(d).Any());
+            return !loose && PackedIds().Count == 0;
+        }
+    }
 
     public static string Hex(byte[] oid) => Convert.ToHexStringLower(oid);
 
@@ -192,6 +255,47 @@ internal sealed class GitObjects(string gitDir)
         }
     }
 
+    /// <summary>Ids in the store's packs, read from their indexes (so an object packed earlier is not written again
+    /// as a loose duplicate).</summary>
+    private HashSet<string> PackedIds()
+    {
+        if (packed is not null)
+        {
+            return packed;
+        }
+
+        packed = new HashSet<string>(StringComparer.Ordinal);
+        string dir = Path.Combine(objects, "pack");
+        if (!Directory.Exists(dir))
+        {
+            return packed;
+        }
+
+        foreach (var idx in Directory.EnumerateFiles(dir, "pack-*.idx"))
+        {
+            try
+            {
+                byte[] b = File.ReadAllBytes(idx);
+                if (b.Length < 8 + 1024 || b[0] != 0xFF || b[1] != (byte)'t' || b[2] != (byte)'O' || b[3] != (byte)'c')
+                {
+                    continue; // version 1 indexes predate git 1.5: not worth reading
+                }
+
+                int n = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(8 + (255 * 4)));
+                for (int i = 0; i < n && 8 + 1024 + ((i + 1) * 20) <= b.Length; i++)
+                {
+                    packed.Add(Convert.ToHexStringLower(b, 8 + 1024 + (i * 20), 20));
+                }
+            }
+            catch (IOException)
+            {
+                // a pack being removed by a gc: its objects are loose again or gone, either way not counted
+            }
+        }
+
+        return packed;
+    }
+
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private byte[] WriteObject(string type, ReadOnlySpan<byte> content, byte[]? knownId)
     {
@@ -210,11 +314,22 @@ internal sealed class GitObjects(string gitDir)
             oid = sha.GetHashAndReset();
         }
 
+        if (pack is not null)
+        {
+            pack.Add(type == "tree" ? 2 : 3, content, oid);
+            return oid;
+        }
+
         string path = PathOf(oid);
         if (File.Exists(path))
         {
             Freshen(path);
             return oid;
+        }
+
+        if (PackedIds().Contains(Hex(oid)))
+        {
+            return oid; // packs are freshened whole, when a model starts (WorktreeModel)
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace OpenCode.Rpc.Core.Snapshots;
 
 /// <summary>A path's stat data, the fields git keeps in its index (<c>struct stat_data</c>) plus the full size.</summary>
-internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode, uint Nlink = 1)
+internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode, uint Nlink = 1, uint Uid = 0, uint Gid = 0, ulong Dev = 0)
 {
     public const uint TypeMask = 0xF000;
     public const uint Regular = 0x8000;
@@ -140,7 +140,14 @@ internal static unsafe partial class LinuxFs
         Ino: *(ulong*)(b + 32),
         Size: *(long*)(b + 40),
         Mode: *(ushort*)(b + 28),
-        Nlink: *(uint*)(b + 16));
+        Nlink: *(uint*)(b + 16),
+        Uid: *(uint*)(b + 20),
+        Gid: *(uint*)(b + 24),
+        Dev: MakeDev(*(uint*)(b + 136), *(uint*)(b + 140)));
+
+    /// <summary>glibc's makedev: what git stores (truncated) as a file's device in its index.</summary>
+    private static ulong MakeDev(ulong major, ulong minor) =>
+        ((major & 0x00000fffUL) << 8) | ((major & 0xfffff000UL) << 32) | (minor & 0x000000ffUL) | ((minor & 0xffffff00UL) << 12);
 
     /// <summary>Opens a folder for <c>*at</c> calls; -1 with errno when it cannot (vanished, not a folder, a symlink).</summary>
     public static int OpenDir(string path, bool follow, out int errno)

@@ -544,14 +544,17 @@ public sealed partial class SnapshotLease : IDisposable
             int total = count + IndexEntryCount();
             if (total > opts.MaxFiles || bytes > opts.MaxNewBytes)
             {
-                throw new SnapshotTooLargeException(
-                    $"{store.WorkTree} is too large to snapshot ({total} files, {bytes / (1024 * 1024)} MiB new; limits {opts.MaxFiles} files, {opts.MaxNewBytes / (1024 * 1024)} MiB). " +
-                    "Open a smaller folder, make it a git repository, or set \"snapshot\": false in opencode.json.");
+                throw TooLarge(store, total, bytes);
             }
         }
 
         return excluded;
     }
+
+    /// <summary>The clear error for a non-git folder over its caps (a home directory, say).</summary>
+    internal static SnapshotTooLargeException TooLarge(SnapshotStore store, long total, long bytes) => new(
+        $"{store.WorkTree} is too large to snapshot ({total} files, {bytes / (1024 * 1024)} MiB new; limits {store.Options.MaxFiles} files, {store.Options.MaxNewBytes / (1024 * 1024)} MiB). " +
+        "Open a smaller folder, make it a git repository, or set \"snapshot\": false in opencode.json.");
 
     /// <summary>Paths in the user's own git index (read only; libgit2 never writes the index on read).</summary>
     internal HashSet<string> UserTrackedPaths()

@@ -302,6 +302,77 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Equal(await git.TrackAsync(default), restarted);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task FirstTrack_InProcess_IsGitsTree_InOnePack_WithAnIndexGitTrustsAsItsOwn(bool git)
+    {
+        using var dirs = new TestDirs(git);
+        string P(string rel) => Path.Combine(dirs.ProjectDir, rel);
+        File.WriteAllText(P(".gitignore"), "build/\n");
+        Directory.CreateDirectory(P("build"));
+        File.WriteAllText(P("build/out.o"), "ignored");
+        for (int d = 0; d < 5; d++)
+        {
+            Directory.CreateDirectory(P($"src/d{d}"));
+            for (int f = 0; f < 20; f++)
+            {
+                File.WriteAllText(P($"src/d{d}/f{f}.txt"), $"{d}/{f}\n");
+            }
+        }
+
+        File.WriteAllText(P("run.sh"), "#!/bin/sh\n");
+        File.SetUnixFileMode(P("run.sh"), (UnixFileMode)0b111_101_101);
+        File.WriteAllBytes(P("empty"), []);
+        File.CreateSymbolicLink(P("link"), "src/d0/f0.txt");
+        foreach (var f in Directory.EnumerateFileSystemEntries(dirs.ProjectDir, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/.git", StringComparison.Ordinal) && new FileInfo(f).LinkTarget is null))
+        {
+            File.SetLastWriteTimeUtc(f, DateTime.UtcNow.AddHours(-1)); // not racy: git may trust every entry's stat data
+        }
+
+        var store = StoreFor(dirs);
+        string ours = await store.TrackAsync(default);
+        var model = WorktreeModel.For(store);
+        Assert.NotNull(model);
+        Assert.Equal(1, model.FullWalks);
+
+        var gitOnly = new SnapshotStore(Path.Combine(dirs.Root, "git-only"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options with { StatCache = false });
+        Assert.Equal(await gitOnly.TrackAsync(default), ours);
+
+        // One pack holds every object; no loose object was written.
+        string objects = Path.Combine(store.GitDir, "objects");
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(objects, "pack"), "pack-*.pack"));
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(objects, "pack"), "pack-*.idx"));
+        Assert.Empty(Directory.EnumerateDirectories(objects).Where(d => Path.GetFileName(d).Length == 2).SelectMany(Directory.EnumerateFiles));
+
+        // git reads the pack, and finds the index's stat data so clean it hashes nothing: its own add changes nothing.
+        string Git(params string[] args)
+        {
+            var psi = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dirs.ProjectDir };
+            psi.Environment["GIT_DIR"] = store.GitDir;
+            psi.Environment["GIT_WORK_TREE"] = dirs.ProjectDir;
+            foreach (var a in args)
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            using var p = Process.Start(psi)!;
+            string o = p.StandardOutput.ReadToEnd();
+            string e = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, $"git {string.Join(' ', args)}: {e}");
+            return o;
+        }
+
+        Git("fsck", "--full", "--no-dangling");
+        Git("diff-files", "--quiet");
+        string staged = Git("ls-files", "-s");
+        Git("add", "-A");
+        Assert.Equal(staged, Git("ls-files", "-s"));
+        Assert.Equal(ours, Git("write-tree").Trim());
+    }
+
     [Fact]
     public async Task InProcessDiffs_MatchTheGitCli_ForEveryKindOfChange()
     {
