@@ -55,6 +55,11 @@ internal sealed class WorktreeModel : IDisposable
     private readonly Dictionary<string, DirNode> dirs = new(StringComparer.Ordinal);
     private readonly HashSet<string> ignoredDirs = new(StringComparer.Ordinal);
     private readonly HashSet<string> ignoredFiles = new(StringComparer.Ordinal);
+
+    // Paths git said are not ignored. The answer holds while the rules and the shadow index stay as they are (a
+    // change to either rebuilds the model), so a file deleted and written again (an undo, then a redo) is not asked
+    // about twice.
+    private readonly HashSet<string> notIgnored = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Stamp> bigFiles = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Stamp> rulesFiles = new(StringComparer.Ordinal);
     private readonly HashSet<string> indexPaths = new(StringComparer.Ordinal);
@@ -786,6 +791,14 @@ internal sealed class WorktreeModel : IDisposable
             {
                 pass.Walk.Push(child);
             }
+            else if (notIgnored.Contains(rel))
+            {
+                var known = new DirNode(rel, name, parent);
+                parent.Dirs[name] = known;
+                dirs[rel] = known;
+                MarkDirty(parent);
+                pass.Walk.Push(known);
+            }
             else if (!ignoredDirs.Contains(rel))
             {
                 pass.UnknownDirs.Add((parent, name));
@@ -826,6 +839,10 @@ internal sealed class WorktreeModel : IDisposable
         {
             // still too big to snapshot
         }
+        else if (notIgnored.Contains(rel))
+        {
+            pass.Hash.Add((parent, name, st));
+        }
         else
         {
             pass.UnknownFiles.Add((parent, name, st));
@@ -863,6 +880,7 @@ internal sealed class WorktreeModel : IDisposable
             }
             else if (!p.Dirs.ContainsKey(n))
             {
+                notIgnored.Add(rel);
                 var child = new DirNode(rel, n, p);
                 p.Dirs[n] = child;
                 dirs[rel] = child;
@@ -879,6 +897,7 @@ internal sealed class WorktreeModel : IDisposable
             }
             else
             {
+                notIgnored.Add(rel);
                 pass.Hash.Add((p, n, st));
             }
         }

@@ -387,6 +387,7 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         File.WriteAllText(P("x"), "x is a file\n");
         File.WriteAllText(P("a*b.txt"), "a star\n");
         File.WriteAllText(P("ab.txt"), "ab\n");
+        File.WriteAllText(P("tolink.txt"), "a file that becomes a symlink\n");
         var store = StoreFor(dirs);
         using var lease = await store.AcquireAsync(default);
         string from = await lease.TrackAsync(default);
@@ -402,6 +403,8 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         File.WriteAllText(P("a*b.txt"), "a star, changed\n");
         File.CreateSymbolicLink(P("link"), "src/a.txt");
         File.WriteAllText(P("new.txt"), "new\n");
+        File.Delete(P("tolink.txt"));
+        File.CreateSymbolicLink(P("tolink.txt"), "ab.txt");
         string to = await lease.TrackAsync(default);
 
         string Git(params string[] args)
