@@ -302,6 +302,53 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Equal(await git.TrackAsync(default), restarted);
     }
 
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Restart_OnAShadowIndexOpenCodeWroteAsVersion4WithItsExtensions_StartsFromIt()
+    {
+        using var dirs = new TestDirs(git: true);
+        for (int d = 0; d < 4; d++)
+        {
+            Directory.CreateDirectory(Path.Combine(dirs.ProjectDir, $"dir{d}", "sub"));
+            for (int f = 0; f < 10; f++)
+            {
+                string path = Path.Combine(dirs.ProjectDir, $"dir{d}", f % 2 == 0 ? "sub" : ".", $"file-with-a-long-shared-prefix-{f}.txt");
+                File.WriteAllText(path, $"{d}/{f}\n");
+                File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours(-1));
+            }
+        }
+
+        var store = StoreFor(dirs);
+        await store.TrackAsync(default);
+
+        // The newest OpenCode's settings on a shared shadow repo: index v4 (prefix-compressed paths), untracked cache.
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "dir1", "added-by-opencode.txt"), "x\n");
+        foreach (var f in new[] { "dir1/added-by-opencode.txt", "README.md" })
+        {
+            File.SetLastWriteTimeUtc(Path.Combine(dirs.ProjectDir, f), DateTime.UtcNow.AddHours(-1)); // not racy
+        }
+        foreach (string[] args in (string[][])[["update-index", "--index-version", "4", "--untracked-cache"], ["-c", "core.untrackedCache=true", "add", "-A"], ["status", "--porcelain"]])
+        {
+            var psi = new ProcessStartInfo("git", args) { WorkingDirectory = dirs.ProjectDir, RedirectStandardError = true, RedirectStandardOutput = true };
+            psi.Environment["GIT_DIR"] = store.GitDir;
+            psi.Environment["GIT_WORK_TREE"] = dirs.ProjectDir;
+            using var p = Process.Start(psi)!;
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+        }
+
+        Assert.Equal(4u, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(File.ReadAllBytes(Path.Combine(store.GitDir, "index")).AsSpan(4)));
+        WorktreeModel.Reset();
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "dir2", "sub", "file-with-a-long-shared-prefix-4.txt"), "changed after\n");
+        string ours = await store.TrackAsync(default);
+        var model = WorktreeModel.For(store);
+        Assert.NotNull(model); // the v4 index was read, not refused
+        Assert.Equal(1, model.FilesHashed); // only the file changed since git wrote the index
+        var gitOnly = new SnapshotStore(Path.Combine(dirs.Root, "git-only"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options with { StatCache = false });
+        Assert.Equal(await gitOnly.TrackAsync(default), ours);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
