@@ -21,6 +21,7 @@ internal sealed class GitPackWriter : IDisposable
     private readonly FileStream file;
     private readonly List<(byte[] Oid, long Offset, uint Crc)> entries = [];
     private readonly HashSet<string> seen = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
     private bool finished;
 
     public GitPackWriter(string objectsDir)
@@ -39,6 +40,14 @@ internal sealed class GitPackWriter : IDisposable
 
     /// <summary>Adds an object (type 2 = tree, 3 = blob) whose id the caller computed from the same content.</summary>
     public void Add(int type, ReadOnlySpan<byte> content, byte[] oid)
+    {
+        lock (gate)
+        {
+            AddLocked(type, content, oid);
+        }
+    }
+
+    private void AddLocked(int type, ReadOnlySpan<byte> content, byte[] oid)
     {
         if (!seen.Add(Convert.ToHexStringLower(oid)))
         {

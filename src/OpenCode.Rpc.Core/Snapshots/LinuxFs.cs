@@ -41,6 +41,7 @@ internal static unsafe partial class LinuxFs
     private const uint StatxBasicStats = 0x7ff;
     private const int ORdOnly = 0;
     private const int ONoFollow = 0x20000;
+    private const int ONonBlock = 0x800;
     private const int OCloExec = 0x80000;
     private const int ODirectory = 0x10000;
     internal const int ENOENT = 2;
@@ -157,10 +158,11 @@ internal static unsafe partial class LinuxFs
         return fd;
     }
 
-    /// <summary>Opens a regular file in a folder for reading, never through a symlink.</summary>
+    /// <summary>Opens a regular file in a folder for reading, never through a symlink, and without blocking should a
+    /// fifo have taken the file's place since it was stat'ed.</summary>
     public static SafeFileHandle? OpenFile(int dirfd, string name, out int errno)
     {
-        int fd = OpenAt(dirfd, name, ORdOnly | OCloExec | ONoFollow, 0);
+        int fd = OpenAt(dirfd, name, ORdOnly | OCloExec | ONoFollow | ONonBlock, 0);
         if (fd < 0)
         {
             errno = Marshal.GetLastPInvokeError();

@@ -911,6 +911,7 @@ internal sealed class WorktreeModel : IDisposable
     private async Task HashAsync(SnapshotLease lease, Pass pass, CancellationToken ct)
     {
         var viaGit = new List<(DirNode Parent, string Name, Stamp Stamp)>();
+        var work = new List<(DirNode Parent, string Name, Stamp Stamp, bool InIndex)>();
         foreach (var (parent, name, st) in pass.Hash)
         {
             ct.ThrowIfCancellationRequested();
@@ -931,13 +932,47 @@ internal sealed class WorktreeModel : IDisposable
             if (delegateHashing && st.IsRegular)
             {
                 viaGit.Add((parent, name, st));
+            }
+            else
+            {
+                work.Add((parent, name, st, inIndex));
+            }
+        }
+
+        // Reading and hashing is most of a first snapshot (20,000 files): spread it over the cores. The model itself
+        // is changed by this thread only, afterwards.
+        var results = new (byte[]? Oid, Stamp Used, int Errno)[work.Count];
+        if (work.Count >= 64)
+        {
+            Parallel.For(0, work.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
+                i => results[i] = HashFile(Abs(Join(work[i].Parent.Path, work[i].Name)), work[i].Stamp));
+        }
+        else
+        {
+            for (int i = 0; i < work.Count; i++)
+            {
+                results[i] = HashFile(Abs(Join(work[i].Parent.Path, work[i].Name)), work[i].Stamp);
+            }
+        }
+
+        FilesHashed += work.Count;
+        for (int i = 0; i < work.Count; i++)
+        {
+            var (parent, name, _, inIndex) = work[i];
+            var (oid, used, errno) = results[i];
+            if (oid is null)
+            {
+                if (!Vanished(parent, name, errno, pass))
+                {
+                    return;
+                }
+
                 continue;
             }
 
-            if (!HashOne(parent, name, st, inIndex, pass))
-            {
-                return;
-            }
+            bool racy = pass.Now - used.MtimeTicks < RacyTicks;
+            parent.Files[name] = new FileNode(name, used.GitMode, oid, used, racy, inIndex);
+            MarkDirty(parent);
         }
 
         if (viaGit.Count > 0)
@@ -946,48 +981,42 @@ internal sealed class WorktreeModel : IDisposable
         }
     }
 
-    private bool HashOne(DirNode parent, string name, Stamp st, bool inIndex, Pass pass)
+    /// <summary>Reads and stores one file (or symlink) seen with stat <paramref name="st"/>. Returns its blob id and the
+    /// stat to remember: <paramref name="st"/> when the file's stat after reading is still that one, else a stat that
+    /// matches nothing, so the file is read again next time. No oid (and the errno) when it could not be read.
+    /// Touches no model state: several run at once.</summary>
+    private (byte[]? Oid, Stamp Used, int Errno) HashFile(string abs, Stamp st)
     {
-        string abs = Abs(Join(parent.Path, name));
-        FilesHashed++;
-        byte[] oid;
-        Stamp used;
+        var moved = st with { MtimeNsec = uint.MaxValue };
         if (st.IsSymlink)
         {
             byte[]? target = LinuxFs.ReadLink(-100, abs, out int errno);
             if (target is null)
             {
-                return Vanished(parent, name, errno, pass);
+                return (null, st, errno);
             }
 
-            oid = objects.WriteBlob(target);
-            used = LinuxFs.TryStat(-100, abs, out var after, out _) && after.SameAs(st) ? st : st with { MtimeNsec = uint.MaxValue };
+            byte[] linkOid = objects.WriteBlob(target);
+            return (linkOid, LinuxFs.TryStat(-100, abs, out var after, out _) && after.SameAs(st) ? st : moved, 0);
         }
-        else
+
+        using var fd = LinuxFs.OpenFile(-100, abs, out int openErrno);
+        if (fd is null)
         {
-            using var fd = LinuxFs.OpenFile(-100, abs, out int errno);
-            if (fd is null)
-            {
-                return Vanished(parent, name, errno, pass);
-            }
-
-            if (!LinuxFs.TryStatFd(fd, out var before) || !before.IsRegular)
-            {
-                pass.Fallback = $"{abs} changed kind while being read";
-                return false;
-            }
-
-            oid = objects.WriteBlob(fd, before.Size);
-
-            // What was read belongs to the stat taken before reading only if nothing moved meanwhile; otherwise
-            // remember a stamp that matches nothing, so the file is read again.
-            used = LinuxFs.TryStatFd(fd, out var after) && after.SameAs(before) ? before : before with { MtimeNsec = uint.MaxValue };
+            return (null, st, openErrno);
         }
 
-        bool racy = pass.Now - used.MtimeTicks < RacyTicks;
-        parent.Files[name] = new FileNode(name, used.GitMode, oid, used, racy, inIndex);
-        MarkDirty(parent);
-        return true;
+        byte[] oid = objects.WriteBlob(fd, st.Size);
+
+        // The stat taken when the folder was read, compared after reading: unchanged means what was read is what
+        // that stat describes (same inode, size and times); anything else is read again next time. Something that
+        // is no longer a regular file (a fifo put in its place, opened without blocking) is not there as a file.
+        if (!LinuxFs.TryStatFd(fd, out var now) || !now.IsRegular)
+        {
+            return (null, st, LinuxFs.ENOENT);
+        }
+
+        return (oid, now.SameAs(st) ? st : moved, 0);
     }
 
     /// <summary>A file that could not be opened: gone (or replaced) since it was listed is simply not there now; any
