@@ -23,13 +23,78 @@ internal sealed class GitObjects(string gitDir)
     /// <summary>Files read whole into memory; bigger ones are hashed and compressed in one streaming pass.</summary>
     private const int InMemoryLimit = 8 * 1024 * 1024;
 
-    private static readonly byte[] EmptyTreeId = Convert.FromHexString("4b825dc642cb6eb9a060e54bf8d69288fbee4904");
-
     private readonly string objects = Path.Combine(gitDir, "objects");
-    private readonly IncrementalHash sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+    private readonly Lock packedGate = new();
+    private HashSet<string>? packed;
+    private int written;
+    private GitPackWriter? pack;
 
     /// <summary>Objects written (not already present) since this writer was made.</summary>
-    public int Written { get; private set; }
+    public int Written => Volatile.Read(ref written);
+
+    /// <summary>From now until <see cref="FinishPack"/>, objects go into one new pack instead of loose files (the first
+    /// snapshot of a tree, into an empty object store: nothing to look up, everything to write).</summary>
+    public void BeginPack() => pack = new GitPackWriter(objects);
+
+    /// <summary>Publishes the pack begun by <see cref="BeginPack"/>; only then do the ids handed out exist.</summary>
+    public void FinishPack()
+    {
+        if (pack is null)
+        {
+            return;
+        }
+
+        var p = pack;
+        pack = null;
+        Interlocked.Add(ref written, p.Count);
+        p.Finish();
+        lock (packedGate)
+        {
+            packed = null; // re-read with the new pack
+        }
+    }
+
+    public void AbortPack()
+    {
+        pack?.Dispose();
+        pack = null;
+    }
+
+    /// <summary>Touches packs untouched for a day: snapshot trees are unreachable objects, which a
+    /// <c>git gc --prune=7.days</c> (OpenCode runs one hourly on a shared shadow repo) removes by the pack's age.
+    /// Called when a model starts, so no object a model may refer to is near that age.</summary>
+    public void FreshenPacks()
+    {
+        string dir = Path.Combine(objects, "pack");
+        if (!Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var p in Directory.EnumerateFiles(dir, "pack-*.pack"))
+        {
+            if (File.GetLastWriteTimeUtc(p) < DateTime.UtcNow.AddDays(-1))
+            {
+                Freshen(p);
+            }
+        }
+    }
+
+    /// <summary>True when the object store holds no object yet (a new shadow repo).</summary>
+    public bool IsEmpty
+    {
+        get
+        {
+            if (!Directory.Exists(objects))
+            {
+                return true;
+            }
+
+            bool loose = Directory.EnumerateDirectories(objects)
+                .Any(d => Path.GetFileName(d) is { Length: 2 } n && n.All(char.IsAsciiHexDigit) && Directory.EnumerateFileSystemEntries(d).Any());
+            return !loose && PackedIds().Count == 0;
+        }
+    }
 
     public static string Hex(byte[] oid) => Convert.ToHexStringLower(oid);
 
@@ -63,10 +128,11 @@ internal sealed class GitObjects(string gitDir)
     {
         if (entries.Count == 0)
         {
-            return WriteObject("tree", [], EmptyTreeId);
+            return Store("tree", new byte[HeaderRoom], 0); // 4b825dc6…, git's empty tree
         }
 
-        var body = new ArrayBufferWriter<byte>(entries.Count * 48);
+        var body = new ArrayBufferWriter<byte>(HeaderRoom + (entries.Count * 48));
+        body.Advance(HeaderRoom);
         foreach (var (mode, name, oid) in entries)
         {
             Encoding.ASCII.GetBytes(ModeText(mode), body);
@@ -76,12 +142,24 @@ internal sealed class GitObjects(string gitDir)
             body.Write(oid);
         }
 
-        return WriteObject("tree", body.WrittenSpan, null);
+        return Store("tree", MemoryMarshalSpan(body), body.WrittenCount - HeaderRoom);
     }
+
+    // Room kept before an object's content for its "<type> <size>\0" header, so header and content are one span:
+    // hashed in one call (thread-safe, unlike a shared incremental hash) and compressed in one call.
+    private const int HeaderRoom = 32;
+
+    private static Span<byte> MemoryMarshalSpan(ArrayBufferWriter<byte> w) =>
+        System.Runtime.InteropServices.MemoryMarshal.AsMemory(w.WrittenMemory).Span;
 
     /// <summary>Writes a blob from bytes in memory (a symlink's target).</summary>
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    public byte[] WriteBlob(ReadOnlySpan<byte> content) => WriteObject("blob", content, null);
+    public byte[] WriteBlob(ReadOnlySpan<byte> content)
+    {
+        var buf = new byte[HeaderRoom + content.Length];
+        content.CopyTo(buf.AsSpan(HeaderRoom));
+        return Store("blob", buf, content.Length);
+    }
 
     /// <summary>Hashes and stores the content behind an open file, from its start to its end as read now (not as
     /// <paramref name="expectedSize"/> said: the file may be changing, and the caller compares its stat before and
@@ -91,25 +169,24 @@ internal sealed class GitObjects(string gitDir)
     {
         if (expectedSize <= InMemoryLimit)
         {
-            byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Max(expectedSize + 1, 4096));
+            byte[] buf = ArrayPool<byte>.Shared.Rent(HeaderRoom + (int)Math.Max(expectedSize + 1, 4096));
             try
             {
                 int total = 0;
-                while (true)
+                while (HeaderRoom + total < buf.Length)
                 {
-                    if (total == buf.Length)
-                    {
-                        break; // grew past what we allowed for: stream it instead
-                    }
-
-                    int n = RandomAccess.Read(file, buf.AsSpan(total), total);
-                    if (n == 0)
-                    {
-                        return WriteObject("blob", buf.AsSpan(0, total), null);
-                    }
-
+                    int n = RandomAccess.Read(file, buf.AsSpan(HeaderRoom + total), total);
                     total += n;
+
+                    // Short of the buffer's end means end of file (a regular file reads whole); the caller's stat after
+                    // reading tells whether the file moved meanwhile.
+                    if (n == 0 || HeaderRoom + total < buf.Length)
+                    {
+                        return Store("blob", buf, total);
+                    }
                 }
+
+                // It grew past what we allowed for: stream it instead.
             }
             finally
             {
@@ -150,6 +227,7 @@ internal sealed class GitObjects(string gitDir)
             }
 
             byte[] header = Encoding.ASCII.GetBytes($"blob {size}\0");
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
             sha.AppendData(header);
             using (var src = new FileStream(copy, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
             using (var dst = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead }))
@@ -192,22 +270,68 @@ internal sealed class GitObjects(string gitDir)
         }
     }
 
-    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    private byte[] WriteObject(string type, ReadOnlySpan<byte> content, byte[]? knownId)
+    /// <summary>Ids in the store's packs, read from their indexes (so an object packed earlier is not written again
+    /// as a loose duplicate).</summary>
+    private HashSet<string> PackedIds()
     {
-        Span<byte> header = stackalloc byte[32];
-        int hl = Encoding.ASCII.GetBytes($"{type} {content.Length}", header);
-        header[hl++] = 0;
-        byte[] oid;
-        if (knownId is not null)
+        lock (packedGate)
         {
-            oid = knownId;
+            return packed ??= ReadPackedIds();
         }
-        else
+    }
+
+    private HashSet<string> ReadPackedIds()
+    {
+        var packed = new HashSet<string>(StringComparer.Ordinal);
+        string dir = Path.Combine(objects, "pack");
+        if (!Directory.Exists(dir))
         {
-            sha.AppendData(header[..hl]);
-            sha.AppendData(content);
-            oid = sha.GetHashAndReset();
+            return packed;
+        }
+
+        foreach (var idx in Directory.EnumerateFiles(dir, "pack-*.idx"))
+        {
+            try
+            {
+                byte[] b = File.ReadAllBytes(idx);
+                if (b.Length < 8 + 1024 || b[0] != 0xFF || b[1] != (byte)'t' || b[2] != (byte)'O' || b[3] != (byte)'c')
+                {
+                    continue; // version 1 indexes predate git 1.5: not worth reading
+                }
+
+                int n = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(8 + (255 * 4)));
+                for (int i = 0; i < n && 8 + 1024 + ((i + 1) * 20) <= b.Length; i++)
+                {
+                    packed.Add(Convert.ToHexStringLower(b, 8 + 1024 + (i * 20), 20));
+                }
+            }
+            catch (IOException)
+            {
+                // a pack being removed by a gc: its objects are loose again or gone, either way not counted
+            }
+        }
+
+        return packed;
+    }
+
+    /// <summary>Stores an object whose content sits in <paramref name="buffer"/> after <see cref="HeaderRoom"/> bytes
+    /// (its header is written just before it). Safe to call from several threads.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private byte[] Store(string type, Span<byte> buffer, int length)
+    {
+        Span<byte> h = stackalloc byte[HeaderRoom];
+        int hl = Encoding.ASCII.GetBytes($"{type} {length}", h);
+        h[hl++] = 0;
+        var full = buffer.Slice(HeaderRoom - hl, hl + length);
+        h[..hl].CopyTo(full);
+        byte[] oid = SHA1.HashData(full);
+        var content = full[hl..];
+        var header = full[..hl];
+
+        if (pack is { } p)
+        {
+            p.Add(type == "tree" ? 2 : 3, content, oid);
+            return oid;
         }
 
         string path = PathOf(oid);
@@ -215,6 +339,11 @@ internal sealed class GitObjects(string gitDir)
         {
             Freshen(path);
             return oid;
+        }
+
+        if (PackedIds().Contains(Hex(oid)))
+        {
+            return oid; // packs are freshened whole, when a model starts (WorktreeModel)
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -226,7 +355,7 @@ internal sealed class GitObjects(string gitDir)
             using (var fs = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead }))
             using (var z = new ZLibStream(fs, CompressionLevel.Fastest))
             {
-                z.Write(header[..hl]);
+                z.Write(header);
                 z.Write(content);
             }
 
@@ -247,7 +376,7 @@ internal sealed class GitObjects(string gitDir)
         try
         {
             File.Move(tmp, path, overwrite: false);
-            Written++;
+            Interlocked.Increment(ref written);
         }
         catch (IOException) when (File.Exists(path))
         {

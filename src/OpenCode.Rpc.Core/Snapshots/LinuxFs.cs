@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace OpenCode.Rpc.Core.Snapshots;
 
 /// <summary>A path's stat data, the fields git keeps in its index (<c>struct stat_data</c>) plus the full size.</summary>
-internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode, uint Nlink = 1)
+internal readonly record struct Stamp(long MtimeSec, uint MtimeNsec, long CtimeSec, uint CtimeNsec, ulong Ino, long Size, uint Mode, uint Nlink = 1, uint Uid = 0, uint Gid = 0, ulong Dev = 0)
 {
     public const uint TypeMask = 0xF000;
     public const uint Regular = 0x8000;
@@ -41,6 +41,7 @@ internal static unsafe partial class LinuxFs
     private const uint StatxBasicStats = 0x7ff;
     private const int ORdOnly = 0;
     private const int ONoFollow = 0x20000;
+    private const int ONonBlock = 0x800;
     private const int OCloExec = 0x80000;
     private const int ODirectory = 0x10000;
     internal const int ENOENT = 2;
@@ -140,7 +141,14 @@ internal static unsafe partial class LinuxFs
         Ino: *(ulong*)(b + 32),
         Size: *(long*)(b + 40),
         Mode: *(ushort*)(b + 28),
-        Nlink: *(uint*)(b + 16));
+        Nlink: *(uint*)(b + 16),
+        Uid: *(uint*)(b + 20),
+        Gid: *(uint*)(b + 24),
+        Dev: MakeDev(*(uint*)(b + 136), *(uint*)(b + 140)));
+
+    /// <summary>glibc's makedev: what git stores (truncated) as a file's device in its index.</summary>
+    private static ulong MakeDev(ulong major, ulong minor) =>
+        ((major & 0x00000fffUL) << 8) | ((major & 0xfffff000UL) << 32) | (minor & 0x000000ffUL) | ((minor & 0xffffff00UL) << 12);
 
     /// <summary>Opens a folder for <c>*at</c> calls; -1 with errno when it cannot (vanished, not a folder, a symlink).</summary>
     public static int OpenDir(string path, bool follow, out int errno)
@@ -150,10 +158,11 @@ internal static unsafe partial class LinuxFs
         return fd;
     }
 
-    /// <summary>Opens a regular file in a folder for reading, never through a symlink.</summary>
+    /// <summary>Opens a regular file in a folder for reading, never through a symlink, and without blocking should a
+    /// fifo have taken the file's place since it was stat'ed.</summary>
     public static SafeFileHandle? OpenFile(int dirfd, string name, out int errno)
     {
-        int fd = OpenAt(dirfd, name, ORdOnly | OCloExec | ONoFollow, 0);
+        int fd = OpenAt(dirfd, name, ORdOnly | OCloExec | ONoFollow | ONonBlock, 0);
         if (fd < 0)
         {
             errno = Marshal.GetLastPInvokeError();

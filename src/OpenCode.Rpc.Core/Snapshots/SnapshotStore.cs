@@ -276,7 +276,7 @@ public sealed partial class SnapshotLease : IDisposable
 
         try
         {
-            return Repo.Lookup<Tree>(hash) is not null;
+            return LookupTree(hash) is not null;
         }
         catch (LibGit2SharpException)
         {
@@ -284,10 +284,36 @@ public sealed partial class SnapshotLease : IDisposable
         }
     }
 
+    // A revert asks for the same few trees and paths many times (the plan, the conflict check, the diff); trees and
+    // blobs are immutable, so what one lease looked up it keeps.
+    private readonly Dictionary<string, Tree> treeCache = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Tree, string Rel), EntryState?> entryCache = [];
+    private readonly Dictionary<string, byte[]> blobCache = new(StringComparer.Ordinal);
+    private long blobCacheBytes;
+
+    private Tree? LookupTree(string hash)
+    {
+        if (!treeCache.TryGetValue(hash, out var t))
+        {
+            t = Repo.Lookup<Tree>(hash);
+            if (t is not null)
+            {
+                treeCache[hash] = t; // a miss is not kept: the tree may be written later in this lease
+            }
+        }
+
+        return t;
+    }
+
     /// <summary>The state of <paramref name="rel"/> (forward slashes) in a tree; null when absent.</summary>
     public EntryState? Entry(string tree, string rel)
     {
-        var t = Repo.Lookup<Tree>(tree) ?? throw new SnapshotUnavailableException($"Snapshot {tree} is missing.", null, [tree]);
+        if (entryCache.TryGetValue((tree, rel), out var cached))
+        {
+            return cached;
+        }
+
+        var t = LookupTree(tree) ?? throw new SnapshotUnavailableException($"Snapshot {tree} is missing.", null, [tree]);
         TreeEntry? e;
         try
         {
@@ -298,19 +324,34 @@ public sealed partial class SnapshotLease : IDisposable
             return null;
         }
 
-        return e is null ? null : new EntryState(Convert.ToString((int)e.Mode, 8), e.Target.Sha);
+        var state = e is null ? null : new EntryState(Convert.ToString((int)e.Mode, 8), e.Target.Sha);
+        entryCache[(tree, rel)] = state;
+        return state;
     }
 
     /// <summary>True when <paramref name="rel"/> is a folder in the tree (used to keep folders that existed then).</summary>
     public bool IsTree(string tree, string rel) => Entry(tree, rel) is { Mode: "40000" };
 
+    /// <summary>A blob's content. Callers must not change the array (it may be cached for this lease).</summary>
     public byte[] ReadBlob(string oid)
     {
+        if (blobCache.TryGetValue(oid, out var cached))
+        {
+            return cached;
+        }
+
         var blob = Repo.Lookup<Blob>(oid) ?? throw new SnapshotUnavailableException($"Snapshot object {oid} is missing.", null, [oid]);
         using var s = blob.GetContentStream();
         using var ms = new MemoryStream();
         s.CopyTo(ms);
-        return ms.ToArray();
+        byte[] bytes = ms.ToArray();
+        if (bytes.Length <= 1 << 20 && blobCacheBytes + bytes.Length <= 64L << 20)
+        {
+            blobCache[oid] = bytes;
+            blobCacheBytes += bytes.Length;
+        }
+
+        return bytes;
     }
 
     /// <summary>Paths (relative, forward slashes) that differ between two trees, renames split into delete + add:
@@ -331,15 +372,25 @@ public sealed partial class SnapshotLease : IDisposable
             return Task.FromResult(string.Empty);
         }
 
-        var paths = TreeDiff(from, to, ct).Select(c => c.Path).ToList();
-        if (paths.Count == 0)
+        var changes = TreeDiff(from, to, ct);
+        if (changes.Count == 0)
         {
             return Task.FromResult(string.Empty);
         }
 
-        using var patch = Repo.Diff.Compare<Patch>(RequireTree(from), RequireTree(to), paths, ExactPaths, NoRenames);
+        if (changes.Any(c => c.Status == 'T'))
+        {
+            // libgit2 prints a type change (file to symlink) as a mode change without content; git prints the old
+            // file's deletion and the new one's addition. Rare: let git print it.
+            return GitDiffTextAsync(from, to, ct);
+        }
+
+        using var patch = Repo.Diff.Compare<Patch>(RequireTree(from), RequireTree(to), changes.Select(c => c.Path), ExactPaths, NoRenames);
         return Task.FromResult(patch.Content.Trim());
     }
+
+    private async Task<string> GitDiffTextAsync(string from, string to, CancellationToken ct) =>
+        (await Git.RunTextAsync(["diff", "--no-ext-diff", "--no-renames", "--no-color", from, to, "--", "."], ct).ConfigureAwait(false)).Trim();
 
     /// <summary>Per-file diffs with full before/after texts, as OpenCode's <c>Snapshot.diffFull</c>: the status of
     /// <c>--name-status</c> (A, D, anything else modified) and the counts of <c>--numstat</c> (0/0 for binary).</summary>
@@ -362,14 +413,16 @@ public sealed partial class SnapshotLease : IDisposable
         {
             foreach (var e in patch)
             {
-                counts[e.Path.Replace('\\', '/')] = e.IsBinaryComparison ? (0, 0) : (e.LinesAdded, e.LinesDeleted);
+                // A type change comes as a deletion and an addition of one path: git counts both.
+                var (a, d) = counts.GetValueOrDefault(e.Path.Replace('\\', '/'));
+                counts[e.Path.Replace('\\', '/')] = e.IsBinaryComparison ? (a, d) : (a + e.LinesAdded, d + e.LinesDeleted);
             }
         }
 
         foreach (var (file, code) in changes)
         {
             string st = code switch { 'A' => "added", 'D' => "deleted", _ => "modified" };
-            var (adds, dels) = counts.GetValueOrDefault(file);
+            var (adds, dels) = code == 'T' ? (Lines(to, file), Lines(from, file)) : counts.GetValueOrDefault(file);
             result.Add(new FileDiffInfo(file, TextAt(from, file), TextAt(to, file), adds, dels, st));
         }
 
@@ -382,68 +435,56 @@ public sealed partial class SnapshotLease : IDisposable
     private static readonly ExplicitPathsOptions ExactPaths = new() { ShouldFailOnUnmatchedPath = false };
 
     private Tree RequireTree(string hash) =>
-        Repo.Lookup<Tree>(hash) ?? throw new SnapshotUnavailableException($"Snapshot {hash} is missing.", null, [hash]);
+        LookupTree(hash) ?? throw new SnapshotUnavailableException($"Snapshot {hash} is missing.", null, [hash]);
 
-    /// <summary>The files that differ between two trees, with git's status letter (A, D, M), in git's path order:
-    /// both trees are walked side by side and a subtree with the same id on both sides is skipped whole.</summary>
+    /// <summary>The files that differ between two trees, with git's status letter (A, D, M, T), in git's path order:
+    /// libgit2's tree-to-tree diff (native: unchanged subtrees are skipped by id), renames not detected. A type change
+    /// (file to symlink) is one path with T, as git reports it.</summary>
     internal List<(string Path, char Status)> TreeDiff(string from, string to, CancellationToken ct)
     {
-        var result = new List<(string, char)>();
-        DiffTrees(RequireTree(from), RequireTree(to), string.Empty, result, ct);
+        ct.ThrowIfCancellationRequested();
+        var result = new List<(string Path, char Status)>();
+        var at = new Dictionary<string, int>(StringComparer.Ordinal);
+        using var changes = Repo.Diff.Compare<TreeChanges>(RequireTree(from), RequireTree(to), NoRenames);
+        foreach (var c in changes)
+        {
+            string path = c.Path.Replace('\\', '/');
+            char status = c.Status switch
+            {
+                ChangeKind.Added => 'A',
+                ChangeKind.Deleted => 'D',
+                ChangeKind.TypeChanged => 'T',
+                _ => 'M',
+            };
+            if (at.TryGetValue(path, out int i))
+            {
+                result[i] = (path, 'T');
+                continue;
+            }
+
+            at[path] = result.Count;
+            result.Add((path, status));
+        }
+
         return result;
     }
 
-    private static void DiffTrees(Tree? a, Tree? b, string prefix, List<(string, char)> into, CancellationToken ct)
+    /// <summary>numstat's count for a whole file (a type change deletes one and adds the other): its lines, 0 when
+    /// binary (a NUL in the first 8,000 bytes, git's test).</summary>
+    private int Lines(string tree, string rel)
     {
-        ct.ThrowIfCancellationRequested();
-        var ea = a is null ? [] : a.Select(e => (Entry: e, Name: Encoding.UTF8.GetBytes(e.Name), IsTree: e.TargetType == TreeEntryTargetType.Tree)).ToList();
-        var eb = b is null ? [] : b.Select(e => (Entry: e, Name: Encoding.UTF8.GetBytes(e.Name), IsTree: e.TargetType == TreeEntryTargetType.Tree)).ToList();
-        int i = 0, j = 0;
-        while (i < ea.Count || j < eb.Count)
+        if (Entry(tree, rel) is not { IsBlob: true } e)
         {
-            int c = i >= ea.Count ? 1 : j >= eb.Count ? -1 : GitObjects.CompareNames(ea[i].Name, ea[i].IsTree, eb[j].Name, eb[j].IsTree);
-            if (c < 0)
-            {
-                Side(ea[i++], 'D');
-            }
-            else if (c > 0)
-            {
-                Side(eb[j++], 'A');
-            }
-            else
-            {
-                var (x, y) = (ea[i++], eb[j++]);
-                if (x.Entry.Target.Id == y.Entry.Target.Id && x.Entry.Mode == y.Entry.Mode)
-                {
-                    continue;
-                }
-
-                if (x.IsTree)
-                {
-                    DiffTrees((Tree)x.Entry.Target, (Tree)y.Entry.Target, prefix + x.Entry.Name + "/", into, ct);
-                }
-                else
-                {
-                    into.Add((prefix + x.Entry.Name, 'M'));
-                }
-            }
+            return 0;
         }
 
-        void Side((TreeEntry Entry, byte[] Name, bool IsTree) e, char status)
+        var bytes = ReadBlob(e.Oid);
+        if (bytes.Length == 0 || bytes.AsSpan(0, Math.Min(bytes.Length, 8000)).Contains((byte)0))
         {
-            if (!e.IsTree)
-            {
-                into.Add((prefix + e.Entry.Name, status));
-            }
-            else if (status == 'D')
-            {
-                DiffTrees((Tree)e.Entry.Target, null, prefix + e.Entry.Name + "/", into, ct);
-            }
-            else
-            {
-                DiffTrees(null, (Tree)e.Entry.Target, prefix + e.Entry.Name + "/", into, ct);
-            }
+            return 0;
         }
+
+        return bytes.AsSpan().Count((byte)'\n') + (bytes[^1] == '\n' ? 0 : 1);
     }
 
     private string TextAt(string tree, string rel)
@@ -544,14 +585,17 @@ public sealed partial class SnapshotLease : IDisposable
             int total = count + IndexEntryCount();
             if (total > opts.MaxFiles || bytes > opts.MaxNewBytes)
             {
-                throw new SnapshotTooLargeException(
-                    $"{store.WorkTree} is too large to snapshot ({total} files, {bytes / (1024 * 1024)} MiB new; limits {opts.MaxFiles} files, {opts.MaxNewBytes / (1024 * 1024)} MiB). " +
-                    "Open a smaller folder, make it a git repository, or set \"snapshot\": false in opencode.json.");
+                throw TooLarge(store, total, bytes);
             }
         }
 
         return excluded;
     }
+
+    /// <summary>The clear error for a non-git folder over its caps (a home directory, say).</summary>
+    internal static SnapshotTooLargeException TooLarge(SnapshotStore store, long total, long bytes) => new(
+        $"{store.WorkTree} is too large to snapshot ({total} files, {bytes / (1024 * 1024)} MiB new; limits {store.Options.MaxFiles} files, {store.Options.MaxNewBytes / (1024 * 1024)} MiB). " +
+        "Open a smaller folder, make it a git repository, or set \"snapshot\": false in opencode.json.");
 
     /// <summary>Paths in the user's own git index (read only; libgit2 never writes the index on read).</summary>
     internal HashSet<string> UserTrackedPaths()

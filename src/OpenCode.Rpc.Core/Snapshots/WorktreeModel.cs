@@ -45,6 +45,7 @@ internal sealed class WorktreeModel : IDisposable
     private static readonly Lock RegistryGate = new();
 
     private readonly string key;
+    private readonly SnapshotStore store;
     private readonly string workTree;
     private readonly SnapshotOptions options;
     private readonly bool isGitProject;
@@ -54,6 +55,11 @@ internal sealed class WorktreeModel : IDisposable
     private readonly Dictionary<string, DirNode> dirs = new(StringComparer.Ordinal);
     private readonly HashSet<string> ignoredDirs = new(StringComparer.Ordinal);
     private readonly HashSet<string> ignoredFiles = new(StringComparer.Ordinal);
+
+    // Paths git said are not ignored. The answer holds while the rules and the shadow index stay as they are (a
+    // change to either rebuilds the model), so a file deleted and written again (an undo, then a redo) is not asked
+    // about twice.
+    private readonly HashSet<string> notIgnored = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Stamp> bigFiles = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Stamp> rulesFiles = new(StringComparer.Ordinal);
     private readonly HashSet<string> indexPaths = new(StringComparer.Ordinal);
@@ -63,7 +69,7 @@ internal sealed class WorktreeModel : IDisposable
     private readonly HashSet<string> linked = new(StringComparer.Ordinal);
     private readonly List<(string Path, Stamp? Stamp)> globalRules;
     private readonly DateTime created = DateTime.UtcNow;
-    private readonly Stamp? indexStamp;
+    private Stamp? indexStamp;
     private readonly string indexFile;
     private Inotify? watcher;
     private bool delegateHashing;
@@ -74,6 +80,7 @@ internal sealed class WorktreeModel : IDisposable
     private WorktreeModel(string key, SnapshotStore store, Stamp? indexStamp, List<(string, Stamp?)> globalRules, bool attributes)
     {
         this.key = key;
+        this.store = store;
         workTree = store.WorkTree;
         options = store.Options;
         isGitProject = store.IsGitProject;
@@ -179,6 +186,7 @@ internal sealed class WorktreeModel : IDisposable
             string? tree = null;
             string? why = null;
             await model.gate.WaitAsync(ct).ConfigureAwait(false);
+            bool failed = true;
             try
             {
                 why = model.disposed ? "evicted" : rulesChanged ? "info/exclude changed" : model.Invalidated();
@@ -186,10 +194,19 @@ internal sealed class WorktreeModel : IDisposable
                 {
                     (tree, why) = await model.UpdateAsync(lease, initial: false, ct).ConfigureAwait(false);
                 }
+
+                failed = false;
             }
             finally
             {
                 model.gate.Release();
+
+                // A pass that threw (cancelled, git failed, over the caps) has consumed events it did not apply: the
+                // model no longer knows what changed, so it goes.
+                if (failed)
+                {
+                    Drop(key, model);
+                }
             }
 
             if (tree is not null)
@@ -212,11 +229,19 @@ internal sealed class WorktreeModel : IDisposable
             return await lease.FullTrackAsync(ct).ConfigureAwait(false);
         }
 
-        // A new model. The very first snapshot of a tree is git's (it writes every blob); later ones start from
-        // the index git left.
+        // A new model: from the shadow index when there is one (git's, or the one our first snapshot wrote), else
+        // from nothing, hashing every file in process (into one pack when the object store is empty).
         string? gitTree = null;
         if (!File.Exists(Path.Combine(store.GitDir, "index")))
         {
+            var (cold, coldTree, coldWhy) = await ColdAsync(lease, key, ct).ConfigureAwait(false);
+            if (cold is not null && coldTree is not null)
+            {
+                Register(key, cold);
+                return coldTree;
+            }
+
+            log($"snapshot of {store.WorkTree}: first track by git add -A ({coldWhy})");
             gitTree = await lease.FullTrackAsync(ct).ConfigureAwait(false);
         }
 
@@ -369,6 +394,7 @@ internal sealed class WorktreeModel : IDisposable
                 model.indexPaths.Add(e.Path);
             }
 
+            model.objects.FreshenPacks();
             string seeded = GitObjects.Hex(model.TreeOf(model.root));
             if (seeded != gitTree)
             {
@@ -392,6 +418,61 @@ internal sealed class WorktreeModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>The first snapshot of a tree, in process: every file is hashed here, objects go into one pack when the
+    /// store is empty (one file written, where git writes one per object), and the shadow index is written as
+    /// <c>git add -A</c> would leave it, so later starts (ours and OpenCode's) begin from it.</summary>
+    private static async Task<(WorktreeModel? Model, string? Tree, string? Why)> ColdAsync(SnapshotLease lease, string key, CancellationToken ct)
+    {
+        var store = lease.Store;
+        var (configWhy, globalRules, attributes) = ReadConfig(lease);
+        if (configWhy is not null)
+        {
+            return (null, null, configWhy);
+        }
+
+        var model = new WorktreeModel(key, store, null, globalRules, attributes);
+        bool packing = model.objects.IsEmpty;
+        try
+        {
+            if (packing)
+            {
+                model.objects.BeginPack();
+            }
+
+            model.watcher = store.Options.Inotify && LinuxFs.InotifySeesEverything(store.WorkTree) ? Inotify.TryCreate(out _) : null;
+            var (tree, why) = await model.UpdateAsync(lease, initial: true, ct).ConfigureAwait(false);
+            if (tree is null)
+            {
+                model.objects.AbortPack();
+                model.Dispose();
+                return (null, null, why);
+            }
+
+            model.objects.FinishPack();
+            var files = model.AllFiles().ToList();
+            if (GitIndexWriter.TryWrite(model.indexFile, files.Select(f => (f.Path, f.Node.Mode, f.Node.Oid, f.Node.Stamp)), DateTime.UtcNow.Ticks, RacyTicks))
+            {
+                model.indexStamp = StampOf(model.indexFile);
+                foreach (var (path, node) in files)
+                {
+                    node.InIndex = true;
+                    model.indexPaths.Add(path);
+                }
+            }
+
+            return (model, tree, null);
+        }
+        catch
+        {
+            model.objects.AbortPack();
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private IEnumerable<(string Path, FileNode Node)> AllFiles() =>
+        dirs.Values.SelectMany(d => d.Files.Values.Select(f => (Join(d.Path, f.Name), f)));
 
     /// <summary>Settings that change what <c>git add</c> stores, and the rule files outside the worktree to watch.</summary>
     private static (string? Why, List<(string, Stamp?)> GlobalRules, bool Attributes) ReadConfig(SnapshotLease lease)
@@ -447,6 +528,8 @@ internal sealed class WorktreeModel : IDisposable
         public bool RulesChanged { get; set; }
 
         public long Now { get; } = DateTime.UtcNow.Ticks;
+
+        public long FilesSeen { get; set; }
     }
 
     /// <summary>Brings the model up to date; returns the root tree id, or null and why the model cannot go on.</summary>
@@ -494,15 +577,15 @@ internal sealed class WorktreeModel : IDisposable
             return (null, "rules changed");
         }
 
+        if (!isGitProject)
+        {
+            CheckCaps(lease.Store, pass);
+        }
+
         await HashAsync(lease, pass, ct).ConfigureAwait(false);
         if (pass.Fallback is not null)
         {
             return (null, pass.Fallback);
-        }
-
-        if (!isGitProject && OverCaps())
-        {
-            return (null, "over the non-git file or byte cap");
         }
 
         return (GitObjects.Hex(TreeOf(root)), null);
@@ -593,6 +676,12 @@ internal sealed class WorktreeModel : IDisposable
                 }
 
                 seen.Add(name);
+                if (!isGitProject && !st.IsDirectory && ++pass.FilesSeen > options.MaxFiles + indexPaths.Count)
+                {
+                    // A home directory: stop walking now, long before every file was looked at.
+                    throw SnapshotLease.TooLarge(store, pass.FilesSeen, 0);
+                }
+
                 Visit(node, name, st, forced: false, pass);
             }
 
@@ -702,6 +791,14 @@ internal sealed class WorktreeModel : IDisposable
             {
                 pass.Walk.Push(child);
             }
+            else if (notIgnored.Contains(rel))
+            {
+                var known = new DirNode(rel, name, parent);
+                parent.Dirs[name] = known;
+                dirs[rel] = known;
+                MarkDirty(parent);
+                pass.Walk.Push(known);
+            }
             else if (!ignoredDirs.Contains(rel))
             {
                 pass.UnknownDirs.Add((parent, name));
@@ -742,6 +839,10 @@ internal sealed class WorktreeModel : IDisposable
         {
             // still too big to snapshot
         }
+        else if (notIgnored.Contains(rel))
+        {
+            pass.Hash.Add((parent, name, st));
+        }
         else
         {
             pass.UnknownFiles.Add((parent, name, st));
@@ -779,6 +880,7 @@ internal sealed class WorktreeModel : IDisposable
             }
             else if (!p.Dirs.ContainsKey(n))
             {
+                notIgnored.Add(rel);
                 var child = new DirNode(rel, n, p);
                 p.Dirs[n] = child;
                 dirs[rel] = child;
@@ -795,6 +897,7 @@ internal sealed class WorktreeModel : IDisposable
             }
             else
             {
+                notIgnored.Add(rel);
                 pass.Hash.Add((p, n, st));
             }
         }
@@ -808,6 +911,7 @@ internal sealed class WorktreeModel : IDisposable
     private async Task HashAsync(SnapshotLease lease, Pass pass, CancellationToken ct)
     {
         var viaGit = new List<(DirNode Parent, string Name, Stamp Stamp)>();
+        var work = new List<(DirNode Parent, string Name, Stamp Stamp, bool InIndex)>();
         foreach (var (parent, name, st) in pass.Hash)
         {
             ct.ThrowIfCancellationRequested();
@@ -828,13 +932,47 @@ internal sealed class WorktreeModel : IDisposable
             if (delegateHashing && st.IsRegular)
             {
                 viaGit.Add((parent, name, st));
+            }
+            else
+            {
+                work.Add((parent, name, st, inIndex));
+            }
+        }
+
+        // Reading and hashing is most of a first snapshot (20,000 files): spread it over the cores. The model itself
+        // is changed by this thread only, afterwards.
+        var results = new (byte[]? Oid, Stamp Used, int Errno)[work.Count];
+        if (work.Count >= 64)
+        {
+            Parallel.For(0, work.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
+                i => results[i] = HashFile(Abs(Join(work[i].Parent.Path, work[i].Name)), work[i].Stamp));
+        }
+        else
+        {
+            for (int i = 0; i < work.Count; i++)
+            {
+                results[i] = HashFile(Abs(Join(work[i].Parent.Path, work[i].Name)), work[i].Stamp);
+            }
+        }
+
+        FilesHashed += work.Count;
+        for (int i = 0; i < work.Count; i++)
+        {
+            var (parent, name, _, inIndex) = work[i];
+            var (oid, used, errno) = results[i];
+            if (oid is null)
+            {
+                if (!Vanished(parent, name, errno, pass))
+                {
+                    return;
+                }
+
                 continue;
             }
 
-            if (!HashOne(parent, name, st, inIndex, pass))
-            {
-                return;
-            }
+            bool racy = pass.Now - used.MtimeTicks < RacyTicks;
+            parent.Files[name] = new FileNode(name, used.GitMode, oid, used, racy, inIndex);
+            MarkDirty(parent);
         }
 
         if (viaGit.Count > 0)
@@ -843,48 +981,42 @@ internal sealed class WorktreeModel : IDisposable
         }
     }
 
-    private bool HashOne(DirNode parent, string name, Stamp st, bool inIndex, Pass pass)
+    /// <summary>Reads and stores one file (or symlink) seen with stat <paramref name="st"/>. Returns its blob id and the
+    /// stat to remember: <paramref name="st"/> when the file's stat after reading is still that one, else a stat that
+    /// matches nothing, so the file is read again next time. No oid (and the errno) when it could not be read.
+    /// Touches no model state: several run at once.</summary>
+    private (byte[]? Oid, Stamp Used, int Errno) HashFile(string abs, Stamp st)
     {
-        string abs = Abs(Join(parent.Path, name));
-        FilesHashed++;
-        byte[] oid;
-        Stamp used;
+        var moved = st with { MtimeNsec = uint.MaxValue };
         if (st.IsSymlink)
         {
             byte[]? target = LinuxFs.ReadLink(-100, abs, out int errno);
             if (target is null)
             {
-                return Vanished(parent, name, errno, pass);
+                return (null, st, errno);
             }
 
-            oid = objects.WriteBlob(target);
-            used = LinuxFs.TryStat(-100, abs, out var after, out _) && after.SameAs(st) ? st : st with { MtimeNsec = uint.MaxValue };
+            byte[] linkOid = objects.WriteBlob(target);
+            return (linkOid, LinuxFs.TryStat(-100, abs, out var after, out _) && after.SameAs(st) ? st : moved, 0);
         }
-        else
+
+        using var fd = LinuxFs.OpenFile(-100, abs, out int openErrno);
+        if (fd is null)
         {
-            using var fd = LinuxFs.OpenFile(-100, abs, out int errno);
-            if (fd is null)
-            {
-                return Vanished(parent, name, errno, pass);
-            }
-
-            if (!LinuxFs.TryStatFd(fd, out var before) || !before.IsRegular)
-            {
-                pass.Fallback = $"{abs} changed kind while being read";
-                return false;
-            }
-
-            oid = objects.WriteBlob(fd, before.Size);
-
-            // What was read belongs to the stat taken before reading only if nothing moved meanwhile; otherwise
-            // remember a stamp that matches nothing, so the file is read again.
-            used = LinuxFs.TryStatFd(fd, out var after) && after.SameAs(before) ? before : before with { MtimeNsec = uint.MaxValue };
+            return (null, st, openErrno);
         }
 
-        bool racy = pass.Now - used.MtimeTicks < RacyTicks;
-        parent.Files[name] = new FileNode(name, used.GitMode, oid, used, racy, inIndex);
-        MarkDirty(parent);
-        return true;
+        byte[] oid = objects.WriteBlob(fd, st.Size);
+
+        // The stat taken when the folder was read, compared after reading: unchanged means what was read is what
+        // that stat describes (same inode, size and times); anything else is read again next time. Something that
+        // is no longer a regular file (a fifo put in its place, opened without blocking) is not there as a file.
+        if (!LinuxFs.TryStatFd(fd, out var now) || !now.IsRegular)
+        {
+            return (null, st, LinuxFs.ENOENT);
+        }
+
+        return (oid, now.SameAs(st) ? st : moved, 0);
     }
 
     /// <summary>A file that could not be opened: gone (or replaced) since it was listed is simply not there now; any
@@ -958,24 +1090,40 @@ internal sealed class WorktreeModel : IDisposable
         return userTracked.Contains(rel);
     }
 
-    /// <summary>The full track's caps for non-git folders: files (the index's plus the new ones) and new bytes.</summary>
-    private bool OverCaps()
+    /// <summary>The full track's caps for non-git folders, checked before anything is hashed, with its clear error:
+    /// files (the index's plus those it lacks) and the bytes of those it lacks.</summary>
+    private void CheckCaps(SnapshotStore store, Pass pass)
     {
-        int others = bigFiles.Count;
-        long bytes = 0;
-        foreach (var d in dirs.Values)
+        var pending = new Dictionary<string, Stamp>(StringComparer.Ordinal);
+        foreach (var (p, n, st) in pass.Hash)
         {
-            foreach (var f in d.Files.Values)
+            pending[Join(p.Path, n)] = st;
+        }
+
+        long others = bigFiles.Count;
+        long bytes = 0;
+        foreach (var (path, f) in AllFiles())
+        {
+            if (!f.InIndex && !pending.ContainsKey(path))
             {
-                if (!f.InIndex)
-                {
-                    others++;
-                    bytes += f.Stamp.Size;
-                }
+                others++;
+                bytes += f.Stamp.Size;
             }
         }
 
-        return others + indexPaths.Count > options.MaxFiles || bytes > options.MaxNewBytes;
+        foreach (var (path, st) in pending)
+        {
+            if (!indexPaths.Contains(path))
+            {
+                others++;
+                bytes += st.Size <= options.MaxUntrackedFileBytes ? st.Size : 0;
+            }
+        }
+
+        if (others + indexPaths.Count > options.MaxFiles || bytes > options.MaxNewBytes)
+        {
+            throw SnapshotLease.TooLarge(store, others + indexPaths.Count, bytes);
+        }
     }
 
     // ------------------------------------------------------------------ trees
@@ -1091,6 +1239,8 @@ internal sealed class WorktreeModel : IDisposable
 
     private sealed class FileNode(string name, int mode, byte[] oid, Stamp stamp, bool racy, bool inIndex)
     {
+        public string Name { get; } = name;
+
         public byte[] NameBytes { get; } = Encoding.UTF8.GetBytes(name);
 
         public int Mode { get; } = mode;
@@ -1103,6 +1253,6 @@ internal sealed class WorktreeModel : IDisposable
         public bool Racy { get; } = racy;
 
         /// <summary>In the shadow index git last wrote (so the size limit for untracked files does not apply).</summary>
-        public bool InIndex { get; } = inIndex;
+        public bool InIndex { get; set; } = inIndex;
     }
 }

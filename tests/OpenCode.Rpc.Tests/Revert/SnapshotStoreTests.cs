@@ -303,6 +303,124 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Restart_OnAShadowIndexOpenCodeWroteAsVersion4WithItsExtensions_StartsFromIt()
+    {
+        using var dirs = new TestDirs(git: true);
+        for (int d = 0; d < 4; d++)
+        {
+            Directory.CreateDirectory(Path.Combine(dirs.ProjectDir, $"dir{d}", "sub"));
+            for (int f = 0; f < 10; f++)
+            {
+                string path = Path.Combine(dirs.ProjectDir, $"dir{d}", f % 2 == 0 ? "sub" : ".", $"file-with-a-long-shared-prefix-{f}.txt");
+                File.WriteAllText(path, $"{d}/{f}\n");
+                File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours(-1));
+            }
+        }
+
+        var store = StoreFor(dirs);
+        await store.TrackAsync(default);
+
+        // The newest OpenCode's settings on a shared shadow repo: index v4 (prefix-compressed paths), untracked cache.
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "dir1", "added-by-opencode.txt"), "x\n");
+        foreach (var f in new[] { "dir1/added-by-opencode.txt", "README.md" })
+        {
+            File.SetLastWriteTimeUtc(Path.Combine(dirs.ProjectDir, f), DateTime.UtcNow.AddHours(-1)); // not racy
+        }
+        foreach (string[] args in (string[][])[["update-index", "--index-version", "4", "--untracked-cache"], ["-c", "core.untrackedCache=true", "add", "-A"], ["status", "--porcelain"]])
+        {
+            var psi = new ProcessStartInfo("git", args) { WorkingDirectory = dirs.ProjectDir, RedirectStandardError = true, RedirectStandardOutput = true };
+            psi.Environment["GIT_DIR"] = store.GitDir;
+            psi.Environment["GIT_WORK_TREE"] = dirs.ProjectDir;
+            using var p = Process.Start(psi)!;
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+        }
+
+        Assert.Equal(4u, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(File.ReadAllBytes(Path.Combine(store.GitDir, "index")).AsSpan(4)));
+        WorktreeModel.Reset();
+        File.WriteAllText(Path.Combine(dirs.ProjectDir, "dir2", "sub", "file-with-a-long-shared-prefix-4.txt"), "changed after\n");
+        string ours = await store.TrackAsync(default);
+        var model = WorktreeModel.For(store);
+        Assert.NotNull(model); // the v4 index was read, not refused
+        Assert.Equal(1, model.FilesHashed); // only the file changed since git wrote the index
+        var gitOnly = new SnapshotStore(Path.Combine(dirs.Root, "git-only"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options with { StatCache = false });
+        Assert.Equal(await gitOnly.TrackAsync(default), ours);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task FirstTrack_InProcess_IsGitsTree_InOnePack_WithAnIndexGitTrustsAsItsOwn(bool git)
+    {
+        using var dirs = new TestDirs(git);
+        string P(string rel) => Path.Combine(dirs.ProjectDir, rel);
+        File.WriteAllText(P(".gitignore"), "build/\n");
+        Directory.CreateDirectory(P("build"));
+        File.WriteAllText(P("build/out.o"), "ignored");
+        for (int d = 0; d < 5; d++)
+        {
+            Directory.CreateDirectory(P($"src/d{d}"));
+            for (int f = 0; f < 20; f++)
+            {
+                File.WriteAllText(P($"src/d{d}/f{f}.txt"), $"{d}/{f}\n");
+            }
+        }
+
+        File.WriteAllText(P("run.sh"), "#!/bin/sh\n");
+        File.SetUnixFileMode(P("run.sh"), (UnixFileMode)0b111_101_101);
+        File.WriteAllBytes(P("empty"), []);
+        File.CreateSymbolicLink(P("link"), "src/d0/f0.txt");
+        foreach (var f in Directory.EnumerateFileSystemEntries(dirs.ProjectDir, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/.git", StringComparison.Ordinal) && new FileInfo(f).LinkTarget is null))
+        {
+            File.SetLastWriteTimeUtc(f, DateTime.UtcNow.AddHours(-1)); // not racy: git may trust every entry's stat data
+        }
+
+        var store = StoreFor(dirs);
+        string ours = await store.TrackAsync(default);
+        var model = WorktreeModel.For(store);
+        Assert.NotNull(model);
+        Assert.Equal(1, model.FullWalks);
+
+        var gitOnly = new SnapshotStore(Path.Combine(dirs.Root, "git-only"), store.WorkTree, Path.Combine(dirs.Root, "locks"), store.UserGitDir, store.Options with { StatCache = false });
+        Assert.Equal(await gitOnly.TrackAsync(default), ours);
+
+        // One pack holds every object; no loose object was written.
+        string objects = Path.Combine(store.GitDir, "objects");
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(objects, "pack"), "pack-*.pack"));
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(objects, "pack"), "pack-*.idx"));
+        Assert.Empty(Directory.EnumerateDirectories(objects).Where(d => Path.GetFileName(d).Length == 2).SelectMany(Directory.EnumerateFiles));
+
+        // git reads the pack, and finds the index's stat data so clean it hashes nothing: its own add changes nothing.
+        string Git(params string[] args)
+        {
+            var psi = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dirs.ProjectDir };
+            psi.Environment["GIT_DIR"] = store.GitDir;
+            psi.Environment["GIT_WORK_TREE"] = dirs.ProjectDir;
+            foreach (var a in args)
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            using var p = Process.Start(psi)!;
+            string o = p.StandardOutput.ReadToEnd();
+            string e = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, $"git {string.Join(' ', args)}: {e}");
+            return o;
+        }
+
+        Git("fsck", "--full", "--no-dangling");
+        Git("diff-files", "--quiet");
+        string staged = Git("ls-files", "-s");
+        Git("add", "-A");
+        Assert.Equal(staged, Git("ls-files", "-s"));
+        Assert.Equal(ours, Git("write-tree").Trim());
+    }
+
+    [Fact]
     public async Task InProcessDiffs_MatchTheGitCli_ForEveryKindOfChange()
     {
         using var dirs = new TestDirs(git: true);
@@ -316,6 +434,7 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         File.WriteAllText(P("x"), "x is a file\n");
         File.WriteAllText(P("a*b.txt"), "a star\n");
         File.WriteAllText(P("ab.txt"), "ab\n");
+        File.WriteAllText(P("tolink.txt"), "a file that becomes a symlink\n");
         var store = StoreFor(dirs);
         using var lease = await store.AcquireAsync(default);
         string from = await lease.TrackAsync(default);
@@ -331,6 +450,8 @@ public sealed class SnapshotStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         File.WriteAllText(P("a*b.txt"), "a star, changed\n");
         File.CreateSymbolicLink(P("link"), "src/a.txt");
         File.WriteAllText(P("new.txt"), "new\n");
+        File.Delete(P("tolink.txt"));
+        File.CreateSymbolicLink(P("tolink.txt"), "ab.txt");
         string to = await lease.TrackAsync(default);
 
         string Git(params string[] args)
