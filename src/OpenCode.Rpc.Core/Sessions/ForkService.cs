@@ -220,7 +220,7 @@ public sealed partial class ForkService(SessionStore store)
         string? revertPart = session["revert"]?["partID"] is JsonValue pv && pv.TryGetValue(out string? rp) ? rp : null;
         // Reading thousands of part folders is most of a fork's reading: in parallel, then filtered in order.
         var allParts = new IReadOnlyList<JsonObject>[infos.Count];
-        Parallel.For(0, infos.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => allParts[i] = store.ReadParts((string)infos[i]["id"]!));
+        Parallel.For(0, infos.Count, IoParallel.Options(), i => allParts[i] = store.ReadParts((string)infos[i]["id"]!));
         var list = new List<MessageWithParts>(infos.Count);
         for (int i = 0; i < infos.Count; i++)
         {

@@ -449,7 +449,7 @@ public sealed class SessionStore
 
         // A long session's message folder: parsing dominates, so read on every core (callers sort afterwards).
         var read = new JsonObject?[files.Length];
-        Parallel.For(0, files.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => read[i] = TryReadData(files[i]));
+        Parallel.For(0, files.Length, IoParallel.Options(), i => read[i] = TryReadData(files[i]));
         list.AddRange(read.OfType<JsonObject>());
         return list;
     }

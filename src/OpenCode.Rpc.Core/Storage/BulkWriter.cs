@@ -25,7 +25,7 @@ public sealed class BulkWriter
     private readonly string stagingRoot;
     private readonly ConcurrentDictionary<string, string> staged = new(StringComparer.Ordinal); // final folder -> staging folder
     private readonly ConcurrentBag<(string Temp, string Path)> pending = [];
-    private readonly List<string> published = []; // final files and folders, for Rollback
+    private readonly List<string> published = []; // final files and folders, for Rollback (only Flush adds: one thread)
     private int nextStage;
 
     // Folders this process renamed into storage/ recently, so this process's StoreWatcher can tell them from another
@@ -62,7 +62,7 @@ public sealed class BulkWriter
     {
         try
         {
-            Parallel.For(0, items.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount * 2) }, i => write(items[i], this));
+            Parallel.For(0, items.Count, IoParallel.Options(ct), i => write(items[i], this));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
         {
@@ -87,10 +87,7 @@ public sealed class BulkWriter
             {
                 PublishedHere[final] = DateTime.UtcNow;
                 Directory.Move(stage, final);
-                lock (published)
-                {
-                    published.Add(final);
-                }
+                published.Add(final);
             }
             catch (IOException)
             {
