@@ -285,6 +285,7 @@ public sealed class RevertService : ISessionWriteHook
                 return;
             }
 
+            store.BeforeRemoval();
             foreach (var m in store.ReadMessageInfos(sessionId))
             {
                 string id = Id(m);

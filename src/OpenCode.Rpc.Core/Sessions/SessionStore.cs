@@ -60,6 +60,7 @@ public sealed class SessionStore
     private readonly Action<string> warn;
     private readonly SessionIndex index;
     private readonly StoreLock locks;
+    private readonly WriteJournal journal;
 
     public SessionStore(StoreLayout layout, TimeProvider? time = null, Action<string>? warn = null)
     {
@@ -68,6 +69,7 @@ public sealed class SessionStore
         this.warn = warn ?? (_ => { });
         index = new SessionIndex(this.warn);
         locks = new StoreLock(layout.LockDir);
+        journal = WriteJournal.For(layout, this.warn);
     }
 
     /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
@@ -94,6 +96,8 @@ public sealed class SessionStore
             AtomicFile.Write(Layout.MigrationFile, "2"u8);
         }
 
+        // Before anything reads the store: writes a crash of the machine lost come back from their journal.
+        WriteJournal.Recover(Layout, warn);
         int removed = AtomicFile.CleanStaleTemps(Layout.Storage) + BulkWriter.CleanStale(Layout);
         if (removed > 0)
         {
@@ -302,6 +306,7 @@ public sealed class SessionStore
                 }
 
                 info = ReadObject(Layout.SessionFile(projectId, id)) ?? root;
+                BeforeRemoval();
                 AtomicFile.Delete(Layout.SessionFile(projectId, id));
                 index.Remove(projectId, id);
                 DeleteMessagesOf(id);
@@ -518,16 +523,16 @@ public sealed class SessionStore
                 var t = session["time"] as JsonObject ?? new JsonObject();
                 t["updated"] = Math.Max(Now, Updated(session));
                 session["time"] = t;
-                // One durable batch for both files: an acknowledged new message costs about one fsync'd write.
-                // The message goes first, so a crash in between leaves the message with an older time.updated.
+                // One journalled batch for both files: an acknowledged new message costs one flush of the journal.
+                // The message is renamed first, so a crash in between leaves it with an older time.updated.
                 string sessionFile = Layout.SessionFile(projectId, sessionId);
-                AtomicFile.WriteAll([(file, JsJson.ToBytes(info)), (sessionFile, JsJson.ToBytes(session))]);
+                journal.Write([(file, JsJson.ToBytes(info)), (sessionFile, JsJson.ToBytes(session))]);
                 index.Put(projectId, sessionFile, session);
                 touched = session;
             }
             else
             {
-                AtomicFile.Write(file, JsJson.ToBytes(info));
+                journal.Write([(file, JsJson.ToBytes(info))]);
             }
         }
 
@@ -568,7 +573,7 @@ public sealed class SessionStore
                 throw NotFoundException.ForMessage(messageId);
             }
 
-            AtomicFile.Write(Layout.PartFile(messageId, partId), JsJson.ToBytes(part));
+            journal.Write([(Layout.PartFile(messageId, partId), JsJson.ToBytes(part))]);
         }
 
         var props = new JsonObject { ["part"] = part.DeepClone() };
@@ -594,6 +599,7 @@ public sealed class SessionStore
             }
 
             // Message first: a crash after it leaves orphan parts nobody lists, never a message missing parts.
+            BeforeRemoval();
             AtomicFile.Delete(file);
             DeleteDirectory(Layout.PartDir(messageId));
         }
@@ -613,6 +619,7 @@ public sealed class SessionStore
                 throw NotFoundException.ForMessage(messageId);
             }
 
+            BeforeRemoval();
             if (!AtomicFile.Delete(Layout.PartFile(messageId, partId)))
             {
                 throw NotFoundException.ForPart(partId);
@@ -623,6 +630,10 @@ public sealed class SessionStore
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// <summary>Call before removing any message, part or session file: journalled writes become durable in their
+    /// files first, so replaying the journal after a crash of the machine cannot bring back what was removed.</summary>
+    public void BeforeRemoval() => journal.Checkpoint();
 
     public void Publish(string type, JsonObject properties) => Changed?.Invoke(new StoreEvent(type, properties));
 

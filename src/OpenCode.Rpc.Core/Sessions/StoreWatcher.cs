@@ -41,7 +41,13 @@ public sealed class StoreWatcher : IDisposable
             InternalBufferSize = 64 * 1024,
         };
         watcher.Created += (_, e) => Touch(e.FullPath);
-        watcher.Changed += (_, e) => Touch(e.FullPath);
+        watcher.Changed += (_, e) =>
+        {
+            if (e.FullPath.EndsWith(".json", StringComparison.Ordinal))
+            {
+                Touch(e.FullPath); // a folder's own changes say nothing its files' events do not
+            }
+        };
         // Our own writes land by renaming a temp file named with our pid (AtomicFile, BulkWriter): skip those
         // exactly, including a fork's thousands of bulk-written files that raise no store event of their own.
         string ownTemp = $".{Environment.ProcessId}.";
@@ -73,13 +79,13 @@ public sealed class StoreWatcher : IDisposable
         {
             // A folder renamed into the store whole (a fork's or an import's, see BulkWriter) raises one event for
             // the folder and none for the files in it. Another process's folder is read file by file; our own
-            // raised its store events already, or (a fork's messages) deliberately none.
-            if (!AtomicFile.IsTemp(path) && !BulkWriter.TakePublishedHere(path) && Directory.Exists(path))
+            // (OwnFolders) raised its store events already, or (a fork's messages) deliberately none. A folder just created
+            // is read at the next drain, not now, and with its subfolders: a file (or folder) that lands in it before
+            // the watch on it is in place raises no event of its own (a first message creates storage/message/ and
+            // storage/message/<sessionID>/ at once), and by the drain the watches are there and the rename is done.
+            if (!AtomicFile.IsTemp(path) && !OwnFolders.Take(path) && Directory.Exists(path))
             {
-                foreach (var file in Directory.EnumerateFiles(path, "*.json"))
-                {
-                    Touch(file);
-                }
+                Schedule(path);
             }
 
             return;
@@ -90,6 +96,11 @@ public sealed class StoreWatcher : IDisposable
             return;
         }
 
+        Schedule(path);
+    }
+
+    private void Schedule(string path)
+    {
         dirty[path] = 0;
         if (Interlocked.Exchange(ref scheduled, 1) == 0)
         {
@@ -105,7 +116,17 @@ public sealed class StoreWatcher : IDisposable
             dirty.TryRemove(path, out _);
             try
             {
-                Report(path);
+                if (path.EndsWith(".json", StringComparison.Ordinal))
+                {
+                    Report(path);
+                }
+                else if (Directory.Exists(path))
+                {
+                    foreach (var file in Directory.EnumerateFiles(path, "*.json", SearchOption.AllDirectories))
+                    {
+                        Report(file);
+                    }
+                }
             }
             catch (Exception ex)
             {

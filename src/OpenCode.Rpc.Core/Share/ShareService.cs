@@ -25,7 +25,9 @@ public sealed record ShareRecord(string Id, string Secret, string Url);
 /// <summary>Where the share API is and whether sharing is allowed, read per call (config may change).</summary>
 /// <param name="BaseUrl">The share API base (<c>enterprise.url</c>, else https://opncd.ai).</param>
 /// <param name="Mode">The effective mode, with <c>OPENCODE_DISABLE_SHARE</c> applied.</param>
-public sealed record ShareSettings(string BaseUrl, ShareMode Mode)
+/// <param name="Config">The config the settings came from; the <c>model</c> sync item describes models from it.</param>
+/// <param name="ModelsDevCache">OpenCode's models.dev cache file (see <see cref="ModelCatalog"/>), if any.</param>
+public sealed record ShareSettings(string BaseUrl, ShareMode Mode, OpenCodeConfig? Config = null, string? ModelsDevCache = null)
 {
     /// <summary>Reads <c>enterprise.url</c>, <c>share</c>, the deprecated <c>autoshare</c> from the same merged
     /// config every other feature reads (<see cref="OpenCodeConfig"/>, so an injected config dir is honoured), and
@@ -52,7 +54,7 @@ public sealed record ShareSettings(string BaseUrl, ShareMode Mode)
             mode = ShareMode.Disabled;
         }
 
-        return new ShareSettings(config.ShareBaseUrl, mode);
+        return new ShareSettings(config.ShareBaseUrl, mode, config, ModelCatalog.DefaultModelsDevCache());
     }
 
     private static bool EnvTrue(string name) => Environment.GetEnvironmentVariable(name) is "1" or "true";
@@ -427,10 +429,11 @@ public sealed class ShareService : IDisposable
         q.Items[key] = (new JsonObject { ["type"] = type, ["data"] = copy }, ++seq);
     }
 
-    /// <summary>The deduplicated models of the user messages. OpenCode sends its provider's full model records;
-    /// we have no provider catalogue, so each is <c>{id, providerID}</c>.</summary>
+    /// <summary>The deduplicated models of the user messages, described as OpenCode describes them (its provider
+    /// record: name, capabilities, cost, limits), from opencode.json and OpenCode's models.dev cache.</summary>
     private JsonArray Models(string sessionId)
     {
+        var s = settings();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var result = new JsonArray();
         foreach (var m in store.ReadMessageInfos(sessionId))
@@ -438,7 +441,7 @@ public sealed class ShareService : IDisposable
             if (Str(m, "role") == "user" && m["model"] is JsonObject model && Str(model, "providerID") is { } provider && Str(model, "modelID") is { } id
                 && seen.Add(provider + "/" + id))
             {
-                result.Add((JsonNode)new JsonObject { ["id"] = id, ["providerID"] = provider });
+                result.Add((JsonNode)ModelCatalog.Describe(s.Config ?? OpenCodeConfig.Empty, s.ModelsDevCache, provider, id));
             }
         }
 

@@ -25,21 +25,35 @@ public static class AtomicFile
     }
 
     /// <summary>
-    /// Replaces several files at the cost of about one: every temp file is written and fsync'd, then every rename
-    /// happens, then each folder is fsync'd once. On ext4 the first fsync commits the journal with the other temp
-    /// files' data and the first folder fsync commits all the renames, so the later fsyncs find nothing left to do.
-    /// Each file is still replaced atomically; the files are renamed in the order given, so a crash between
-    /// two renames leaves the earlier ones new and the later ones old.
+    /// Replaces several files: every temp file is written (and fsync'd when <paramref name="durable"/>), then every
+    /// rename happens, then (when durable) each folder is fsync'd once. On ext4 the first fsync commits the journal
+    /// with the other temp files' data and the first folder fsync commits all the renames, so the later fsyncs find
+    /// nothing left to do. A failure while writing the temp files changes nothing. Each file is replaced atomically;
+    /// the files are renamed in the order given, so a crash between two renames leaves the earlier ones new and the
+    /// later ones old. Returns each new file's mtime in ticks: <see cref="WriteJournal"/>, which writes with
+    /// <paramref name="durable"/> false and makes the batch durable itself, records them so a replay can tell
+    /// whether a later write replaced the file.
     /// </summary>
-    public static void WriteAll(IReadOnlyList<(string Path, byte[] Bytes)> files)
+    public static long[] WriteAll(IReadOnlyList<(string Path, byte[] Bytes)> files, bool durable = true)
     {
         var temps = new string[files.Count];
+        var stamps = new long[files.Count];
         try
         {
             for (int i = 0; i < files.Count; i++)
             {
-                EnsureDirectory(Path.GetDirectoryName(files[i].Path)!);
-                temps[i] = WriteTemp(files[i].Path, files[i].Bytes, durable: true);
+                string dir = Path.GetDirectoryName(files[i].Path)!;
+                if (durable)
+                {
+                    EnsureDirectory(dir);
+                }
+                else if (!Directory.Exists(dir))
+                {
+                    OwnFolders.Create(dir); // the caller's journal recreates it after a crash
+                }
+
+                temps[i] = WriteTemp(files[i].Path, files[i].Bytes, durable);
+                stamps[i] = File.GetLastWriteTimeUtc(temps[i]).Ticks; // a rename keeps the mtime
             }
 
             for (int i = 0; i < files.Count; i++)
@@ -61,10 +75,15 @@ public static class AtomicFile
             throw;
         }
 
-        foreach (var dir in files.Select(f => Path.GetDirectoryName(f.Path)!).Distinct(StringComparer.Ordinal))
+        if (durable)
         {
-            Native.FsyncDirectory(dir);
+            foreach (var dir in files.Select(f => Path.GetDirectoryName(f.Path)!).Distinct(StringComparer.Ordinal))
+            {
+                Native.FsyncDirectory(dir);
+            }
         }
+
+        return stamps;
     }
 
     private static void EnsureDirectory(string dir)
@@ -120,16 +139,8 @@ public static class AtomicFile
     /// <summary>Creates a directory and every missing parent, fsyncing each parent so the new entries survive a crash.</summary>
     public static void CreateDirectoryDurably(string dir)
     {
-        var missing = new Stack<string>();
-        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        foreach (var d in OwnFolders.Create(dir))
         {
-            missing.Push(d);
-        }
-
-        while (missing.Count > 0)
-        {
-            string d = missing.Pop();
-            Directory.CreateDirectory(d);
             Native.FsyncDirectory(Path.GetDirectoryName(d)!);
         }
     }

@@ -28,10 +28,6 @@ public sealed class BulkWriter
     private readonly List<string> published = []; // final files and folders, for Rollback (only Flush adds: one thread)
     private int nextStage;
 
-    // Folders this process renamed into storage/ recently, so this process's StoreWatcher can tell them from another
-    // process's (inotify reports a moved-in folder without the path it came from).
-    private static readonly ConcurrentDictionary<string, DateTime> PublishedHere = new(StringComparer.Ordinal);
-
     public BulkWriter(StoreLayout layout)
     {
         storage = layout.Storage;
@@ -85,7 +81,7 @@ public sealed class BulkWriter
 
             try
             {
-                PublishedHere[final] = DateTime.UtcNow;
+                OwnFolders.Mark(final);
                 Directory.Move(stage, final);
                 published.Add(final);
             }
@@ -117,25 +113,6 @@ public sealed class BulkWriter
         staged.Clear();
         Native.SyncFileSystem(storage);
         DeleteStaging();
-    }
-
-    /// <summary>True (once) when <paramref name="dir"/> is a folder this process published.</summary>
-    public static bool TakePublishedHere(string dir)
-    {
-        if (PublishedHere.Count > 100_000)
-        {
-            // Entries nobody took (no watcher running): forget the old ones.
-            var cutoff = DateTime.UtcNow - TimeSpan.FromMinutes(1);
-            foreach (var (k, t) in PublishedHere)
-            {
-                if (t < cutoff)
-                {
-                    PublishedHere.TryRemove(k, out _);
-                }
-            }
-        }
-
-        return PublishedHere.TryRemove(dir, out _);
     }
 
     /// <summary>Removes every file and folder this writer created (after a failure).</summary>

@@ -15,6 +15,7 @@ internal static partial class Native
     private const int O_DIRECTORY = 0x10000;
     internal const int LOCK_EX = 2;
     internal const int LOCK_UN = 8;
+    private const int LOCK_NB = 4;
     private const int EINTR = 4;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -102,6 +103,28 @@ internal static partial class Native
             {
                 Close(fd);
                 throw new IOException($"Cannot lock {path} (errno {errno}).");
+            }
+        }
+
+        return fd;
+    }
+
+    /// <summary>Opens (creating) a lock file and tries to take an exclusive flock without waiting: the fd, or -1 when
+    /// another open file (a live process, or another handle in this one) holds the lock.</summary>
+    internal static int TryLockExclusive(string path)
+    {
+        int fd = Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x1A4 /* 0644 */);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open lock file {path} (errno {Marshal.GetLastPInvokeError()}).");
+        }
+
+        while (Flock(fd, LOCK_EX | LOCK_NB) != 0)
+        {
+            if (Marshal.GetLastPInvokeError() != EINTR)
+            {
+                Close(fd);
+                return -1;
             }
         }
 

@@ -86,7 +86,9 @@ public abstract class RpcTestClient : IAsyncDisposable
             await notified.WaitAsync(TimeSpan.FromMilliseconds(200));
         }
 
-        throw new TimeoutException($"no {method} notification arrived");
+        // Say what did arrive: a missed notification is then told apart from a wrong match or a late one.
+        var got = notifications.ToList().TakeLast(20).Select(n => n.Method + " " + (n.Params.ValueKind == JsonValueKind.Object ? n.Params.ToString()[..Math.Min(160, n.Params.ToString().Length)] : ""));
+        throw new TimeoutException($"no {method} notification arrived; the last ones were:\n" + string.Join("\n", got));
     }
 
     public abstract ValueTask DisposeAsync();

@@ -239,14 +239,16 @@ public sealed class ImportCatalogueTests
     }
 
     /// <summary>Every file and folder under the test's root (data, project, config, anything an escaping id could
-    /// reach), with content hashes, except the lock stripe files (created by taking a lock, not data) and the input.</summary>
+    /// reach), with content hashes, except the lock stripe files (created by taking a lock, not data), the write journal
+    /// (it holds acknowledged writes until a checkpoint, which may run at any moment) and the input.</summary>
     internal static Dictionary<string, string> Tree(TestDirs dirs)
     {
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var path in Directory.EnumerateFileSystemEntries(dirs.Root, "*", SearchOption.AllDirectories))
         {
             string rel = Path.GetRelativePath(dirs.Root, path);
-            if (rel.StartsWith(Path.Combine("data", "opencode-rpc", "locks"), StringComparison.Ordinal) || rel == "import.json")
+            if (rel.StartsWith(Path.Combine("data", "opencode-rpc", "locks"), StringComparison.Ordinal)
+                || rel.StartsWith(Path.Combine("data", "opencode-rpc", "journal"), StringComparison.Ordinal) || rel == "import.json")
             {
                 continue;
             }

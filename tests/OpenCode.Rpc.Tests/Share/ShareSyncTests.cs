@@ -44,6 +44,13 @@ public sealed class ShareSyncTests
         Assert.Equal(keys.Order(StringComparer.Ordinal), keys); // sorted by key, as OpenCode's server returns it
         Assert.Equal("renamed after share", (string?)data.Single(i => (string?)i!["type"] == "session")!["data"]!["title"]);
 
+        // The user messages' model, as OpenCode's provider record (a share page shows its name, limits and cost).
+        var userModel = JsonNode.Parse(File.ReadAllText(new StoreLayout(dirs.DataDir).MessageFile(sid, u2)))!["model"]!;
+        var model = data.Single(i => (string?)i!["type"] == "model")!["data"]!.AsArray().Single()!.AsObject();
+        Assert.Equal((string?)userModel["providerID"], (string?)model["providerID"]);
+        Assert.Equal((string?)userModel["modelID"], (string?)model["id"]);
+        Assert.Equal(["id", "api", "status", "name", "providerID", "capabilities", "cost", "options", "limit", "headers", "family", "release_date", "variants"], model.Select(kv => kv.Key));
+
         // Read back through the CLI into another data dir, and compare with our export.
         using var other = new TestDirs();
         var imp = await ProcessServer.RunCliAsync(["import", url, "--data-dir", other.DataDir, "--directory", other.ProjectDir, "--config-dir", other.ConfigDir], other.ProjectDir);

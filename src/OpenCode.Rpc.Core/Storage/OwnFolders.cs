@@ -1,0 +1,54 @@
+using System.Collections.Concurrent;
+
+namespace OpenCode.Rpc.Core.Storage;
+
+/// <summary>
+/// Folders this process created or renamed into <c>storage/</c> recently, so this process's
+/// <see cref="Sessions.StoreWatcher"/> can tell them from another process's: inotify reports a new or moved-in folder
+/// with no hint of who made it, and reading our own folder back would report our own writes a second time.
+/// </summary>
+public static class OwnFolders
+{
+    private static readonly ConcurrentDictionary<string, DateTime> Recent = new(StringComparer.Ordinal);
+
+    public static void Mark(string dir) => Recent[dir] = DateTime.UtcNow;
+
+    /// <summary>True (once) when <paramref name="dir"/> is a folder this process made.</summary>
+    public static bool Take(string dir)
+    {
+        if (Recent.Count > 100_000)
+        {
+            // Entries nobody took (no watcher running): forget the old ones.
+            var cutoff = DateTime.UtcNow - TimeSpan.FromMinutes(1);
+            foreach (var (k, t) in Recent)
+            {
+                if (t < cutoff)
+                {
+                    Recent.TryRemove(k, out _);
+                }
+            }
+        }
+
+        return Recent.TryRemove(dir, out _);
+    }
+
+    /// <summary>Creates <paramref name="dir"/> and its missing parents, marking each new one as ours; returns them
+    /// outermost first (so a caller can make each entry durable in its parent).</summary>
+    public static List<string> Create(string dir)
+    {
+        var missing = new List<string>();
+        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        {
+            missing.Add(d);
+        }
+
+        missing.Reverse();
+        foreach (var d in missing)
+        {
+            Mark(d); // before it exists: the watcher may hear of it before CreateDirectory returns
+            Directory.CreateDirectory(d);
+        }
+
+        return missing;
+    }
+}

@@ -1,0 +1,207 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Tests.Infrastructure;
+
+namespace OpenCode.Rpc.Tests.Store;
+
+/// <summary>
+/// The write journal behind <c>message/update</c> and <c>part/update</c>. A crash of the machine (a lost page cache)
+/// cannot be produced in a test, so these tests produce its result instead: the journal's owner is abandoned without a
+/// checkpoint (what SIGKILL does), the files are put back in the states a lost page cache can leave them in (missing,
+/// older, empty), and recovery runs with a different boot id, as after the reboot.
+/// </summary>
+public sealed class WriteJournalTests
+{
+    private const string BootA = "boot-a";
+    private const string BootB = "boot-b";
+
+    [Fact]
+    public void AJournalledWrite_IsVisibleAtOnce_AndItsRecordIsInTheJournal_UntilACheckpoint()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        using var journal = new WriteJournal(layout, bootId: BootA);
+        string a = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        string b = Path.Combine(layout.Storage, "session", "p", "ses_1.json");
+        journal.Write([(a, "{\"a\":1}"u8.ToArray()), (b, "{\"b\":2}"u8.ToArray())]);
+
+        Assert.Equal("{\"a\":1}", File.ReadAllText(a));
+        Assert.Equal("{\"b\":2}", File.ReadAllText(b));
+        Assert.Equal(["storage/message/ses_1/msg_1.json", "storage/session/p/ses_1.json"], Records(layout).Select(r => r.Rel));
+        Assert.Empty(Directory.GetFiles(layout.Storage, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+
+        journal.Checkpoint();
+        Assert.Empty(Records(layout));
+        Assert.Equal("{\"a\":1}", File.ReadAllText(a));
+    }
+
+    [Fact]
+    public void AfterAReboot_RecoveryWritesBackWhatTheCrashLost_AndLeavesLaterWritesAlone()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string created = Path.Combine(layout.Storage, "part", "msg_1", "prt_1.json");
+        string replaced = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        string emptied = Path.Combine(layout.Storage, "message", "ses_1", "msg_2.json");
+        string rewritten = Path.Combine(layout.Storage, "message", "ses_1", "msg_3.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(created, "{\"part\":1}"u8.ToArray())]);
+        journal.Write([(replaced, "{\"v\":\"old\"}"u8.ToArray())]);
+        journal.Write([(replaced, "{\"v\":\"new\"}"u8.ToArray())]); // the last write of a path is the one that counts
+        journal.Write([(emptied, "{\"m\":2}"u8.ToArray())]);
+        journal.Write([(rewritten, "{\"m\":3}"u8.ToArray())]);
+        var emptiedStamp = File.GetLastWriteTimeUtc(emptied);
+        journal.Abandon();
+
+        // What a lost page cache leaves: a create that never reached the disk, the previous version of a file, a file
+        // whose rename reached the disk but not its data. And one file another program replaced after our write.
+        File.Delete(created);
+        File.WriteAllText(replaced, "{\"v\":\"before\"}");
+        File.SetLastWriteTimeUtc(replaced, emptiedStamp.AddSeconds(-10));
+        File.WriteAllText(emptied, "");
+        File.SetLastWriteTimeUtc(emptied, emptiedStamp);
+        File.WriteAllText(rewritten, "{\"m\":\"theirs\"}");
+        File.SetLastWriteTimeUtc(rewritten, DateTime.UtcNow.AddSeconds(5));
+
+        int restored = WriteJournal.Recover(layout, bootId: BootB);
+
+        Assert.Equal(3, restored);
+        Assert.Equal("{\"part\":1}", File.ReadAllText(created));
+        Assert.Equal("{\"v\":\"new\"}", File.ReadAllText(replaced));
+        Assert.Equal("{\"m\":2}", File.ReadAllText(emptied));
+        Assert.Equal("{\"m\":\"theirs\"}", File.ReadAllText(rewritten));
+        Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+    }
+
+    [Fact]
+    public void InTheSameBoot_ADeadProcesssJournal_IsRemovedWithoutWritingAnything()
+    {
+        // A killed process loses nothing (its renames are in the kernel), so a replay could only undo what others
+        // wrote since; here the "lost" file stands for such a change and must stay as it is.
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string file = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(file, "{\"v\":1}"u8.ToArray())]);
+        journal.Abandon();
+        File.Delete(file);
+
+        Assert.Equal(0, WriteJournal.Recover(layout, bootId: BootA));
+        Assert.False(File.Exists(file));
+        Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+    }
+
+    [Fact]
+    public void ALiveJournal_IsLeftAlone_ByAnotherStoresRecovery()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string file = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        using var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(file, "{\"v\":1}"u8.ToArray())]);
+        File.Delete(file);
+
+        Assert.Equal(0, WriteJournal.Recover(layout, bootId: BootB));
+        Assert.False(File.Exists(file));
+        Assert.Single(Records(layout));
+    }
+
+    [Fact]
+    public void ATornLastRecord_IsIgnored_AndTheRecordsBeforeItAreReplayed()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string first = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        string torn = Path.Combine(layout.Storage, "message", "ses_1", "msg_2.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(first, "{\"v\":1}"u8.ToArray())]);
+        journal.Write([(torn, "{\"v\":2}"u8.ToArray())]);
+        journal.Abandon();
+        string segment = Segments(layout).Single();
+        using (var s = new FileStream(segment, FileMode.Open))
+        {
+            s.SetLength(s.Length - 3); // the power went during the append, before the flush that acknowledges it
+        }
+
+        File.Delete(first);
+        File.Delete(torn);
+
+        Assert.Equal(1, WriteJournal.Recover(layout, bootId: BootB));
+        Assert.Equal("{\"v\":1}", File.ReadAllText(first));
+        Assert.False(File.Exists(torn));
+    }
+
+    [Fact]
+    public void ARecordForAPathOutsideStorage_IsNeverReplayed()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string outside = Path.Combine(layout.DataDir, "elsewhere.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(outside, "{}"u8.ToArray())]);
+        journal.Abandon();
+        File.Delete(outside);
+
+        var warnings = new List<string>();
+        Assert.Equal(0, WriteJournal.Recover(layout, warnings.Add, bootId: BootB));
+        Assert.False(File.Exists(outside));
+        Assert.Contains(warnings, w => w.Contains("outside storage/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AfterACheckpoint_ARemovedFile_DoesNotComeBackOnReplay()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string file = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(file, "{\"v\":1}"u8.ToArray())]);
+        journal.Checkpoint();
+        File.Delete(file);
+        journal.Abandon();
+
+        Assert.Equal(0, WriteJournal.Recover(layout, bootId: BootB));
+        Assert.False(File.Exists(file));
+    }
+
+    [Fact]
+    public async Task TheStore_JournalsMessageAndPartWrites_AndCheckpointsBeforeItRemovesAMessage()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        var store = new SessionStore(layout);
+        store.Initialize();
+        var session = await store.CreateSessionAsync(ProjectResolver.Resolve(dirs.ProjectDir), "t", null, CancellationToken.None);
+        string sid = session["id"]!.GetValue<string>();
+        var message = await store.UpdateMessageAsync(
+            new JsonObject { ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1 }, ["agent"] = "build", ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" } },
+            CancellationToken.None);
+        string mid = message["id"]!.GetValue<string>();
+        await store.UpdatePartAsync(new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hi" }, null, CancellationToken.None);
+
+        var written = Records(layout).Select(r => r.Rel).ToList();
+        Assert.Contains($"storage/message/{sid}/{mid}.json", written);
+        Assert.Contains(written, r => r.StartsWith($"storage/part/{mid}/", StringComparison.Ordinal));
+        Assert.Contains(written, r => r.StartsWith("storage/session/", StringComparison.Ordinal)); // the time.updated touch
+
+        await store.RemoveMessageAsync(sid, mid, CancellationToken.None);
+        Assert.DoesNotContain(Records(layout), r => r.Rel.Contains(mid, StringComparison.Ordinal));
+    }
+
+    private static List<string> Segments(StoreLayout layout) =>
+        Directory.Exists(WriteJournal.JournalRoot(layout))
+            ? Directory.GetFiles(WriteJournal.JournalRoot(layout), "seg-*.wal", SearchOption.AllDirectories).ToList()
+            : [];
+
+    private static List<(string Rel, long Stamp, byte[] Bytes)> Records(StoreLayout layout) =>
+        Segments(layout).SelectMany(f =>
+        {
+            using var s = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var buf = new byte[s.Length];
+            s.ReadExactly(buf);
+            return WriteJournal.Decode(buf);
+        }).Select(r => (r.Rel, r.Stamp, r.Bytes)).ToList();
+}
