@@ -161,21 +161,21 @@ public sealed class ShareLifecycleTests
         var loc = new ConfigLocations(dirs.ConfigDir);
         string sub = Path.Combine(dirs.ProjectDir, "sub");
         Directory.CreateDirectory(sub);
-        Assert.Equal(new ShareSettings(OpenCodeConfig.DefaultShareBaseUrl, ShareMode.Manual), ShareSettings.Read(new ConfigLocations(Path.Combine(dirs.Root, "none")), sub, dirs.ProjectDir));
+        Assert.Equal((OpenCodeConfig.DefaultShareBaseUrl, ShareMode.Manual), Where(ShareSettings.Read(new ConfigLocations(Path.Combine(dirs.Root, "none")), sub, dirs.ProjectDir)));
 
         WriteConfigFile(dirs.ConfigDir, "opencode.json", "https://global.test/", "auto");
-        Assert.Equal(new ShareSettings("https://global.test", ShareMode.Auto), ShareSettings.Read(loc, sub, dirs.ProjectDir));
+        Assert.Equal(("https://global.test", ShareMode.Auto), Where(ShareSettings.Read(loc, sub, dirs.ProjectDir)));
 
         // Project files: every opencode.jsonc (root down), then every opencode.json: a root .json beats a sub .jsonc.
         WriteConfigFile(sub, "opencode.jsonc", "https://sub-jsonc.test");
         WriteConfigFile(dirs.ProjectDir, "opencode.json", "https://root-json.test", "disabled");
-        Assert.Equal(new ShareSettings("https://root-json.test", ShareMode.Disabled), ShareSettings.Read(loc, sub, dirs.ProjectDir));
+        Assert.Equal(("https://root-json.test", ShareMode.Disabled), Where(ShareSettings.Read(loc, sub, dirs.ProjectDir)));
 
         // .opencode folders come last, from the directory up: an outer one beats an inner one.
         WriteConfigFile(Path.Combine(sub, ".opencode"), "opencode.json", "https://inner-dot.test", "manual");
-        Assert.Equal(new ShareSettings("https://inner-dot.test", ShareMode.Manual), ShareSettings.Read(loc, sub, dirs.ProjectDir));
+        Assert.Equal(("https://inner-dot.test", ShareMode.Manual), Where(ShareSettings.Read(loc, sub, dirs.ProjectDir)));
         WriteConfigFile(Path.Combine(dirs.ProjectDir, ".opencode"), "opencode.jsonc", "https://outer-dot.test");
-        Assert.Equal(new ShareSettings("https://outer-dot.test", ShareMode.Manual), ShareSettings.Read(loc, sub, dirs.ProjectDir));
+        Assert.Equal(("https://outer-dot.test", ShareMode.Manual), Where(ShareSettings.Read(loc, sub, dirs.ProjectDir)));
 
         // The deprecated autoshare: true, when share is not set.
         File.WriteAllText(Path.Combine(dirs.ConfigDir, "opencode.json"), """{ "autoshare": true }""");
@@ -184,9 +184,12 @@ public sealed class ShareLifecycleTests
             File.Delete(f);
         }
 
-        Assert.Equal(new ShareSettings(OpenCodeConfig.DefaultShareBaseUrl, ShareMode.Auto), ShareSettings.Read(loc, sub, dirs.ProjectDir));
+        Assert.Equal((OpenCodeConfig.DefaultShareBaseUrl, ShareMode.Auto), Where(ShareSettings.Read(loc, sub, dirs.ProjectDir)));
     }
 
     private static JsonArray? Diff(JsonArray? data) =>
         data?.SingleOrDefault(i => (string?)i!["type"] == "session_diff")?["data"] as JsonArray;
+
+    // Where sharing goes and whether it may: the settings' meaning (they also carry the config they came from).
+    private static (string BaseUrl, ShareMode Mode) Where(ShareSettings s) => (s.BaseUrl, s.Mode);
 }
