@@ -269,7 +269,13 @@ describe('commands over the later methods (undo, export, import, compact, share,
     assert.match(detail, /hello\.txt/);
     assert.equal(fs.readFileSync(file, 'utf8'), 'hello\n');
     assert.equal(ui.clipboard, 'change hello');
-    assert.ok(ui.executed.some((e) => e.command === 'vscode.diff'), 'a diff preview was opened');
+    // The preview: VS Code's diff editor, the file as it is now on the left, what undo restores on the right.
+    const diff = ui.executed.find((e) => e.command === 'vscode.diff');
+    assert.ok(diff, 'a diff preview was opened');
+    const [now, restored, title] = diff!.args as [Uri, Uri, string];
+    assert.equal(now.fsPath, file);
+    assert.equal(env.previews.provideTextDocumentContent(restored as never), 'hello\n');
+    assert.match(title, /hello\.txt: now ↔ after undo/);
     fresh();
     await env.run('opencodeRpc.redo');
     assert.deepEqual(ui.texts('error'), []);
@@ -320,7 +326,8 @@ describe('commands over the later methods (undo, export, import, compact, share,
     requireMethods('session/export');
     await env.run('opencodeRpc.exportMarkdown');
     const md = fs.readdirSync(env.project).filter((f) => /^session-.*\.md$/.test(f));
-    assert.equal(md.length, 1, `${fs.readdirSync(env.project)}`);
+    // OpenCode's name: the first 8 characters of the id, `ses_` included (reference: session-ses_afdb.md).
+    assert.deepEqual(md, [`session-${s.id.slice(0, 8)}.md`], `${fs.readdirSync(env.project)}`);
     assert.match(fs.readFileSync(path.join(env.project, md[0]), 'utf8'), /export me[\s\S]*say hi/);
     assert.deepEqual(ui.shown, [path.join(env.project, md[0])]);
   });

@@ -50,6 +50,8 @@ export interface Env {
   state: SessionState;
   ctx: CommandContext;
   tree: SessionTreeProvider;
+  /** The read-only documents Undo's diff previews show. */
+  previews: PreviewContent;
   commands: Record<string, (...args: any[]) => Promise<void>>;
   log: { text: string; append(s: string): void; appendLine(s: string): void };
   run(id: string, ...args: unknown[]): Promise<void>;
@@ -124,7 +126,8 @@ export async function startEnv(opts: EnvOptions = {}): Promise<Env> {
     output: vscode.window.createOutputChannel('OpenCode RPC') as never,
     summaries,
   };
-  const commands = createCommands(ctx, { previews: new PreviewContent(), tree }) as Env['commands'];
+  const previews = new PreviewContent();
+  const commands = createCommands(ctx, { previews, tree }) as Env['commands'];
   const status = createStatusBar(state);
   await client.start();
   return {
@@ -135,6 +138,7 @@ export async function startEnv(opts: EnvOptions = {}): Promise<Env> {
     state,
     ctx,
     tree,
+    previews,
     commands,
     log,
     run: (id, ...args) => {
