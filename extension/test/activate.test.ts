@@ -28,6 +28,8 @@ test('activate starts the server on the workspace folder, registers every comman
   try {
     await api.sidecar.start();
     assert.match(outputText('OpenCode RPC'), /\[client\] initialized: opencode-rpc/);
+    // The server's own stderr goes to the same channel (its log line for initialize, written by the server process).
+    await until('server stderr in the Output channel', () => /opencode-rpc: initialized: project /.test(outputText('OpenCode RPC')));
     assert.equal(fs.realpathSync(api.sidecar.initializeResult!.capabilities.project!.directory), fs.realpathSync(project));
 
     // The palette entries work: New Session through the registered command.

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { EXT_ROOT, agentTurn, createSession, startEnv, until, type Env } from './support/harness';
-import { statusBarItems, StubQuickPick, ui, Uri } from './support/vscode';
+import { EXT_ROOT, agentTurn, createSession, startEnv, startShareServer, until, type Env } from './support/harness';
+import { CancellationTokenSource, statusBarItems, StubQuickPick, ui, Uri } from './support/vscode';
 import type { SessionInfo } from '../src/protocol';
 import { undoTarget } from '../src/commands/undo';
 import { buildForest, treeEdges } from '../src/views/sessionTree';
@@ -228,23 +228,40 @@ describe('pure helpers', () => {
   });
 });
 
-describe('commands over methods other issues add (the clear message until the server offers them)', () => {
+/** Every method a command needs has landed in the protocol: a server that does not offer one fails the test (a
+ * silent "not supported" pass would hide a lost capability). */
+function requireMethods(...methods: string[]) {
+  for (const m of methods) assert.ok(env.client.supports(m), `the server under test does not offer ${m}`);
+}
+
+describe('commands over the later methods (undo, export, import, compact, share, fork)', () => {
+  test('a method the server does not offer gets "not supported by this server", not silence', async () => {
+    fresh();
+    const s = await createSession(env, 'no undo here');
+    await env.state.setCurrent(s);
+    // The same real server, with session/undo left out of what initialize reported: as an older server would.
+    const methods = env.client.initializeResult!.capabilities.methods;
+    const saved = [...methods];
+    methods.splice(0, methods.length, ...saved.filter((m) => m !== 'session/undo' && m !== 'session/redo'));
+    try {
+      await env.run('opencodeRpc.undo');
+      assertUnsupported('Undo', 'session/undo');
+      fresh();
+      await env.run('opencodeRpc.redo');
+      assertUnsupported('Redo', 'session/redo');
+    } finally {
+      methods.splice(0, methods.length, ...saved);
+    }
+  });
+
   test('Undo restores the file on disk after a preview and a confirmation; Redo brings it back', async () => {
     fresh();
     const s = await createSession(env, 'undo me');
     await env.state.setCurrent(s);
     const file = path.join(env.project, 'hello.txt');
     fs.writeFileSync(file, 'hello\n');
+    requireMethods('session/undo', 'session/redo', 'session/revert', 'session/diff', 'step/start', 'step/finish');
     await agentTurn(env, s.id, 'change hello', () => fs.writeFileSync(file, 'changed by the agent\n'));
-    if (!env.client.supports('session/undo') || !env.client.supports('session/revert')) {
-      await env.run('opencodeRpc.undo');
-      assertUnsupported('Undo');
-      assert.equal(fs.readFileSync(file, 'utf8'), 'changed by the agent\n', 'nothing changed');
-      fresh();
-      await env.run('opencodeRpc.redo');
-      assertUnsupported('Redo', 'session/redo');
-      return;
-    }
     let detail = '';
     ui.answer('confirm', (m: { detail: string }) => ((detail = m.detail), 'Undo'));
     await env.run('opencodeRpc.undo');
@@ -252,7 +269,13 @@ describe('commands over methods other issues add (the clear message until the se
     assert.match(detail, /hello\.txt/);
     assert.equal(fs.readFileSync(file, 'utf8'), 'hello\n');
     assert.equal(ui.clipboard, 'change hello');
-    assert.ok(ui.executed.some((e) => e.command === 'vscode.diff'), 'a diff preview was opened');
+    // The preview: VS Code's diff editor, the file as it is now on the left, what undo restores on the right.
+    const diff = ui.executed.find((e) => e.command === 'vscode.diff');
+    assert.ok(diff, 'a diff preview was opened');
+    const [now, restored, title] = diff!.args as [Uri, Uri, string];
+    assert.equal(now.fsPath, file);
+    assert.equal(env.previews.provideTextDocumentContent(restored as never), 'hello\n');
+    assert.match(title, /hello\.txt: now ↔ after undo/);
     fresh();
     await env.run('opencodeRpc.redo');
     assert.deepEqual(ui.texts('error'), []);
@@ -261,7 +284,7 @@ describe('commands over methods other issues add (the clear message until the se
 
   test('Undo declined changes nothing', async () => {
     fresh();
-    if (!env.client.supports('session/undo')) return assertUnsupportedRun('opencodeRpc.undo', 'Undo');
+    requireMethods('session/undo');
     const s = await createSession(env, 'keep me');
     await env.state.setCurrent(s);
     const file = path.join(env.project, 'keep.txt');
@@ -273,7 +296,7 @@ describe('commands over methods other issues add (the clear message until the se
 
   test('Undo over a file the user edited after the AI asks before overwriting it', async () => {
     fresh();
-    if (!env.client.supports('session/undo')) return assertUnsupportedRun('opencodeRpc.undo', 'Undo');
+    requireMethods('session/undo');
     const s = await createSession(env, 'conflict');
     await env.state.setCurrent(s);
     const file = path.join(env.project, 'mine.txt');
@@ -300,10 +323,11 @@ describe('commands over methods other issues add (the clear message until the se
     const s = await createSession(env, 'export me');
     await env.state.setCurrent(s);
     await agentTurn(env, s.id, 'say hi');
-    if (!env.client.supports('session/export')) return assertUnsupportedRun('opencodeRpc.exportMarkdown', 'Export Markdown', 'session/export');
+    requireMethods('session/export');
     await env.run('opencodeRpc.exportMarkdown');
     const md = fs.readdirSync(env.project).filter((f) => /^session-.*\.md$/.test(f));
-    assert.equal(md.length, 1, `${fs.readdirSync(env.project)}`);
+    // OpenCode's name: the first 8 characters of the id, `ses_` included (reference: session-ses_afdb.md).
+    assert.deepEqual(md, [`session-${s.id.slice(0, 8)}.md`], `${fs.readdirSync(env.project)}`);
     assert.match(fs.readFileSync(path.join(env.project, md[0]), 'utf8'), /export me[\s\S]*say hi/);
     assert.deepEqual(ui.shown, [path.join(env.project, md[0])]);
   });
@@ -313,16 +337,12 @@ describe('commands over methods other issues add (the clear message until the se
     const s = await createSession(env, 'round trip');
     await env.state.setCurrent(s);
     await agentTurn(env, s.id, 'remember this');
-    if (!env.client.supports('session/export')) {
-      await assertUnsupportedRun('opencodeRpc.exportJson', 'Export JSON', 'session/export');
-    } else {
-      const target = path.join(env.root, 'out.json');
-      ui.answer('saveDialog', () => Uri.file(target));
-      await env.run('opencodeRpc.exportJson');
-      assert.equal(JSON.parse(fs.readFileSync(target, 'utf8')).info.id, s.id);
-    }
+    requireMethods('session/export', 'session/import');
+    const target = path.join(env.root, 'out.json');
+    ui.answer('saveDialog', () => Uri.file(target));
+    await env.run('opencodeRpc.exportJson');
+    assert.equal(JSON.parse(fs.readFileSync(target, 'utf8')).info.id, s.id);
     fresh();
-    if (!env.client.supports('session/import')) return assertUnsupportedRun('opencodeRpc.importSession', 'Import Session', 'session/import');
     const file = path.join(env.root, 'out.json');
     ui.answer('quickPick', () => 'From a file…');
     ui.answer('openDialog', () => [Uri.file(file)]);
@@ -333,7 +353,7 @@ describe('commands over methods other issues add (the clear message until the se
 
   test('Import from a share link validates the link first', async () => {
     fresh();
-    if (!env.client.supports('session/import')) return assertUnsupportedRun('opencodeRpc.importSession', 'Import Session', 'session/import');
+    requireMethods('session/import');
     ui.answer('quickPick', () => 'From a share link…');
     ui.answer('inputBox', () => 'https://example.invalid/not-a-share');
     await env.run('opencodeRpc.importSession');
@@ -344,22 +364,30 @@ describe('commands over methods other issues add (the clear message until the se
     fresh();
     const s = await createSession(env, 'long one');
     await env.state.setCurrent(s);
-    if (!env.client.supports('session/compact')) return assertUnsupportedRun('opencodeRpc.compact', 'Compact Session', 'session/compact');
-    await agentTurn(env, s.id, 'first');
+    requireMethods('session/compact');
+    // A long first request and two short turns: a head worth summarizing (else CompactionNoProgress), and a tail.
+    await agentTurn(env, s.id, 'Rewrite hello.txt so it greets loudly. ' + 'Keep every line short and plain. '.repeat(300));
     await agentTurn(env, s.id, 'second');
+    await agentTurn(env, s.id, 'third');
+    const before = (await env.rpc<unknown[]>('message/list', { sessionID: s.id })).length;
+    let progressOptions: { cancellable?: boolean; title?: string } | undefined;
+    ui.answer('progress', (_cts: CancellationTokenSource, opts: typeof progressOptions) => void (progressOptions = opts));
     await env.run('opencodeRpc.compact');
-    assert.ok(ui.messages.length > 0, 'compact says what happened');
+    assert.deepEqual(ui.texts('error'), []);
+    assert.equal(progressOptions?.cancellable, true, 'window.withProgress with cancellation');
+    assert.match(progressOptions!.title!, /compacting "long one"/);
+    assert.equal(ui.texts('info').at(-1), 'OpenCode: compacted "long one".');
+    const after = await env.rpc<{ info: { summary?: boolean } }[]>('message/list', { sessionID: s.id });
+    assert.equal(after.length, before + 2, 'the compaction pair (request + summary) was written');
+    assert.ok(after.some((m) => m.info.summary === true));
+    // Cancelling that notification: summarize.test.ts, where a hanging model keeps the request open until the cancel.
   });
 
-  test('Share asks with what gets uploaded, then copies the link; Unshare asks too', async () => {
+  test('Share asks first, saying what gets uploaded; declined, nothing is shared', async () => {
     fresh();
     const s = await createSession(env, 'share me');
     await env.state.setCurrent(s);
-    if (!env.client.supports('session/share')) {
-      await assertUnsupportedRun('opencodeRpc.share', 'Share Session', 'session/share');
-      fresh();
-      return assertUnsupportedRun('opencodeRpc.unshare', 'Unshare Session', 'session/unshare');
-    }
+    requireMethods('session/share', 'session/unshare');
     let detail = '';
     ui.answer('confirm', (m: { detail: string }) => ((detail = m.detail), undefined));
     await env.run('opencodeRpc.share');
@@ -373,7 +401,7 @@ describe('commands over methods other issues add (the clear message until the se
     await env.state.setCurrent(s);
     await agentTurn(env, s.id, 'first prompt');
     await agentTurn(env, s.id, 'second prompt');
-    if (!env.client.supports('session/fork')) return assertUnsupportedRun('opencodeRpc.fork', 'Fork Session', 'session/fork');
+    requireMethods('session/fork', 'session/tree');
     let labels: string[] = [];
     ui.answer('quickPick', (items: { label: string }[]) => ((labels = items.map((i) => i.label)), 'second prompt'));
     await env.run('opencodeRpc.fork');
@@ -395,19 +423,74 @@ describe('commands over methods other issues add (the clear message until the se
     await env.run('opencodeRpc.fork');
     assert.equal((await env.rpc<unknown[]>('message/list', { sessionID: env.state.currentId })).length, 4);
     assert.deepEqual(ui.texts('error'), []);
-    if (env.client.supports('session/tree')) {
-      // The session view nests the fork under its origin (forks are root sessions on disk: the server knows).
-      env.tree.refresh();
-      const roots = await env.tree.getChildren();
-      const origin = roots.find((n) => n.session.id === s.id)!;
-      assert.ok(origin.children.some((c) => c.session.id === fork.id), 'fork nested under its origin');
-      assert.ok(!roots.some((n) => n.session.id === fork.id));
-    }
+    // The session view nests the fork under its origin (forks are root sessions on disk: the server knows).
+    env.tree.refresh();
+    const roots = await env.tree.getChildren();
+    const origin = roots.find((n) => n.session.id === s.id)!;
+    assert.ok(origin.children.some((c) => c.session.id === fork.id), 'fork nested under its origin');
+    assert.ok(!roots.some((n) => n.session.id === fork.id));
   });
 });
 
-async function assertUnsupportedRun(id: string, title: string, method?: string) {
-  fresh();
-  await env.run(id);
-  assertUnsupported(title, method);
-}
+// Share, Unshare and Import from a link against a real share server on 127.0.0.1 (enterprise.url), with their own
+// sidecar: the main one runs with OPENCODE_DISABLE_SHARE so nothing else could ever upload.
+describe('Share, Import from the link, Unshare (a local share server)', () => {
+  let shareEnv: Env;
+  let shareServer: Awaited<ReturnType<typeof startShareServer>>;
+  before(async () => {
+    shareServer = await startShareServer();
+    shareEnv = await startEnv({ globalConfig: { enterprise: { url: shareServer.url } }, env: { OPENCODE_DISABLE_SHARE: undefined } });
+  });
+  after(async () => {
+    await shareEnv?.dispose();
+    await shareServer?.stop();
+  });
+
+  test('Share says what is uploaded and copies the link; Import from that link; Unshare removes it from the server', async () => {
+    ui.reset();
+    const e = shareEnv;
+    const s = await e.rpc<SessionInfo>('session/create', { title: 'share for real' });
+    await e.state.setCurrent(s);
+    await agentTurn(e, s.id, 'shared prompt');
+    const count = (await e.rpc<unknown[]>('message/list', { sessionID: s.id })).length;
+
+    let detail = '';
+    ui.answer('confirm', (m: { detail: string }) => ((detail = m.detail), 'Share'));
+    await e.run('opencodeRpc.share');
+    assert.deepEqual(ui.texts('error'), []);
+    assert.match(detail, /uploads the whole session/);
+    const link = (await e.rpc<SessionInfo>('session/get', { sessionID: s.id })).share?.url;
+    assert.ok(link?.startsWith(`${shareServer.url}/share/`), `link ${link} on ${shareServer.url}`);
+    assert.equal(ui.clipboard, link, 'the link is on the clipboard');
+    assert.match(ui.texts('info').at(-1)!, /link copied/);
+    const slug = link!.split('/share/')[1];
+    await until(
+      'the share server has every message',
+      async () => {
+        const r = await fetch(`${shareServer.url}/api/share/${slug}/data`);
+        const items = r.ok ? ((await r.json()) as { type: string }[]) : [];
+        return items.filter((i) => i.type === 'message').length === count;
+      },
+      30_000,
+    );
+
+    // Import from the link: the input box takes the share link; the session (same id, as OpenCode keeps it) is current.
+    ui.reset();
+    ui.answer('quickPick', () => 'From a share link…');
+    ui.answer('inputBox', (o: { validateInput(v: string): string | undefined }) => (assert.equal(o.validateInput(link!), undefined), link));
+    await e.run('opencodeRpc.importSession');
+    assert.deepEqual(ui.texts('error'), []);
+    assert.match(ui.texts('info').at(-1)!, new RegExp(`imported session ${s.id} \\(${count} messages`));
+    assert.equal(e.state.currentId, s.id);
+
+    // Unshare asks, then the shared copy is gone from the server and the session.
+    ui.reset();
+    let unshareText = '';
+    ui.answer('confirm', (m: { text: string }) => ((unshareText = m.text), 'Unshare'));
+    await e.run('opencodeRpc.unshare');
+    assert.deepEqual(ui.texts('error'), []);
+    assert.match(unshareText, /Unshare "share for real"/);
+    assert.equal((await e.rpc<SessionInfo>('session/get', { sessionID: s.id })).share, undefined);
+    assert.equal((await fetch(`${shareServer.url}/api/share/${slug}/data`)).status, 404);
+  });
+});

@@ -1,14 +1,15 @@
 import * as vscode from 'vscode';
 import { command, targetSession, type CommandContext } from '../util';
 
-/** OpenCode: Export Markdown (ctrl+x x): writes `session-<id8>.md` (the server's file name) in the workspace and opens it. */
+/** OpenCode: Export Markdown (ctrl+x x): writes `session-<first 8 of id>.md` (the server's file name, OpenCode's
+ * `session-ses_afdb.md`) in the workspace and opens it. */
 export function exportMarkdown(ctx: CommandContext) {
   return command('Export Markdown', async (arg?: unknown) => {
     const client = ctx.state.client;
     await client.require('session/export');
     const session = await targetSession(ctx, arg);
     const { content, filename } = await client.call('session/export', { sessionID: session.id, format: 'markdown' });
-    const uri = vscode.Uri.joinPath(ctx.workspaceFolder, safeName(filename, `session-${session.id.slice(4, 12)}.md`));
+    const uri = vscode.Uri.joinPath(ctx.workspaceFolder, safeName(filename, `session-${session.id.slice(0, 8)}.md`));
     await vscode.workspace.fs.writeFile(uri, Buffer.from(content, 'utf8'));
     await vscode.window.showTextDocument(uri, { preview: false });
     void vscode.window.showInformationMessage(`OpenCode: exported "${session.title}" to ${vscode.workspace.asRelativePath(uri)}`);

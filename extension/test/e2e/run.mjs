@@ -4,8 +4,7 @@
 //   -> Compact (offline summarizer; the compaction pair checked on disk) -> Share to a real share server on 127.0.0.1
 //   (link checked on disk and on the server) -> Import Session from that link (same session, nothing duplicated)
 //   -> Unshare (gone on disk and on the server).
-// When the server does not offer session/undo yet, the flow stops after Switch Session, checks that Undo says so
-// clearly, and reports it. A screenshot is taken at the end either way.
+// A server that does not offer one of the flow's methods fails the run. A screenshot is taken at the end either way.
 // env: CS_URL WS_DIR DATA_DIR DLL SHOT PW_DIR SIDECAR_HOME SHARE_URL [CHROMIUM]
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -307,13 +306,12 @@ try {
   await statusBar.getByText('e2e-task').waitFor({ timeout: 30_000 });
   lap('switched back to e2e-task');
 
-  if (!agent.methods.has('session/undo')) {
-    await runCommand('OpenCode: Undo');
-    await toasts.getByText('not supported by this server').first().waitFor({ timeout: 30_000 });
-    await showTree(undefined);
-    outcome = 'STOPPED after Switch Session: this server does not offer session/undo yet (Undo showed "not supported by this server")';
-    ok = true;
-  } else {
+  // Every method of the flow has landed: a server without one fails the run instead of passing a shortened flow.
+  const missing = ['session/undo', 'session/redo', 'session/export', 'session/fork', 'session/tree', 'session/compact', 'session/share', 'session/import', 'session/unshare'].filter(
+    (m) => !agent.methods.has(m),
+  );
+  if (missing.length) throw new Error(`the server under test does not offer ${missing.join(', ')}`);
+  {
     // Undo: the confirmation lists the file, then the file is restored on disk.
     await runCommand('OpenCode: Undo');
     await clickDialogButton('Undo');

@@ -1,7 +1,7 @@
 // Test environment: a temp git project and data dir, the REAL opencode-rpc sidecar (the repository's Debug build,
 // run with dotnet) driven by the extension's own Sidecar client, and the extension's command handlers wired to the
 // vscode stub. Each test gets its own environment.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -50,6 +50,8 @@ export interface Env {
   state: SessionState;
   ctx: CommandContext;
   tree: SessionTreeProvider;
+  /** The read-only documents Undo's diff previews show. */
+  previews: PreviewContent;
   commands: Record<string, (...args: any[]) => Promise<void>>;
   log: { text: string; append(s: string): void; appendLine(s: string): void };
   run(id: string, ...args: unknown[]): Promise<void>;
@@ -74,11 +76,28 @@ export function serverEnv(root: string): NodeJS.ProcessEnv {
   };
 }
 
-export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env> {
+export interface EnvOptions {
+  maxRestarts?: number;
+  /** Written as the global opencode.json ($XDG_CONFIG_HOME/opencode), as OpenCode reads it (e.g. enterprise.url). */
+  globalConfig?: object;
+  /** Over serverEnv(): undefined removes a variable (e.g. OPENCODE_DISABLE_SHARE to let a test share). */
+  env?: Record<string, string | undefined>;
+}
+
+export async function startEnv(opts: EnvOptions = {}): Promise<Env> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ocrpc-ext-'));
   const project = path.join(root, 'project');
   const dataDir = path.join(root, 'data');
   for (const d of [project, dataDir, path.join(root, 'home'), path.join(root, 'config')]) fs.mkdirSync(d, { recursive: true });
+  if (opts.globalConfig) {
+    fs.mkdirSync(path.join(root, 'config', 'opencode'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'config', 'opencode', 'opencode.json'), JSON.stringify(opts.globalConfig));
+  }
+  const env = serverEnv(root);
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   git(project, 'init', '-q', '-b', 'main');
   fs.writeFileSync(path.join(project, 'hello.txt'), 'hello\n');
   git(project, 'add', '-A');
@@ -95,7 +114,7 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
       this.text += s + '\n';
     },
   };
-  const client = new Sidecar({ server: serverCommand(), directory: project, dataDir, log, env: serverEnv(root), maxRestarts: opts.maxRestarts });
+  const client = new Sidecar({ server: serverCommand(), directory: project, dataDir, log, env, maxRestarts: opts.maxRestarts });
   // As activate() does: the compaction/summarize handler, before the first start.
   const summaries = new SummaryProgress();
   const summarizer = registerSummarizer(client, summaries, log);
@@ -107,7 +126,8 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
     output: vscode.window.createOutputChannel('OpenCode RPC') as never,
     summaries,
   };
-  const commands = createCommands(ctx, { previews: new PreviewContent(), tree }) as Env['commands'];
+  const previews = new PreviewContent();
+  const commands = createCommands(ctx, { previews, tree }) as Env['commands'];
   const status = createStatusBar(state);
   await client.start();
   return {
@@ -118,6 +138,7 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
     state,
     ctx,
     tree,
+    previews,
     commands,
     log,
     run: (id, ...args) => {
@@ -135,6 +156,41 @@ export async function startEnv(opts: { maxRestarts?: number } = {}): Promise<Env
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A real share server (`opencode-rpc share-server`, OpenCode's share API) on 127.0.0.1 with its own data dir, for
+ * Share, Unshare and Import from a link; nothing leaves the machine. `url` is its base, for enterprise.url.
+ */
+export async function startShareServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocrpc-share-'));
+  const server = serverCommand();
+  const proc = spawn(server.command, [...server.args, 'share-server', '--port', '0', '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: serverEnv(dir),
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await until('the share server to listen', () => /^listening on (\S+)/m.test(out) || proc.exitCode !== null, 60_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const url = /^listening on (\S+)/m.exec(out)?.[1];
+  if (!url) {
+    await stop();
+    throw new Error(`the share server did not start: ${err || out}`);
+  }
+  return { url, stop };
 }
 
 // ---- OpenCode ids and an agent turn written over RPC ------------------------------------------------------------
