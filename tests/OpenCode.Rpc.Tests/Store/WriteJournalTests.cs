@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
 using OpenCode.Rpc.Core.Sessions;
 using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Server;
 using OpenCode.Rpc.Tests.Infrastructure;
 
 namespace OpenCode.Rpc.Tests.Store;
@@ -189,6 +190,41 @@ public sealed class WriteJournalTests
 
         await store.RemoveMessageAsync(sid, mid, CancellationToken.None);
         Assert.DoesNotContain(Records(layout), r => r.Rel.Contains(mid, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ASidecarThatExits_LeavesNoJournal_AndOneThatIsKilled_HasItsJournalRemovedByTheNextStart()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string sid;
+        string user;
+        await using (var first = await ProcessServer.StartAsync(dirs))
+        {
+            sid = await Conversation.NewSessionAsync(first, "journalled");
+            (user, _) = await Conversation.TurnAsync(first, sid, 1_700_000_000_000, "ask", "answer");
+            Assert.NotEmpty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+            Assert.Equal(0, await first.CloseAndWaitAsync());
+        }
+
+        Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout))); // checkpointed and removed at exit
+
+        await using (var second = await ProcessServer.StartAsync(dirs))
+        {
+            await Conversation.TurnAsync(second, sid, 1_700_000_010_000, "ask again", "answer again");
+            second.Process.Kill();
+            await second.Process.WaitForExitAsync();
+        }
+
+        Assert.NotEmpty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+        await using (var third = await ProcessServer.StartAsync(dirs))
+        {
+            // Same boot: nothing was lost, so the dead journal is dropped, not replayed; every acknowledged write is there.
+            Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+            var messages = await third.CallAsync(Methods.MessageList, new { sessionID = sid });
+            Assert.Equal(4, messages.GetArrayLength());
+            Assert.Contains(messages.EnumerateArray(), m => m.GetProperty("info").GetProperty("id").GetString() == user);
+        }
     }
 
     private static List<string> Segments(StoreLayout layout) =>
