@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
@@ -513,12 +515,33 @@ public sealed class LspMessageHandler : MessageHandlerBase
 
     protected override async ValueTask WriteCoreAsync(JsonRpcMessage content, CancellationToken cancellationToken)
     {
-        // Called under the base class's send lock, one message at a time.
+        // Called under the base class's send lock, one message at a time. The body is serialized after a gap that
+        // the header is then written into, right-aligned, so header and body leave in one write (one syscall on
+        // stdout instead of two, and one wake-up of the client's reader).
         writeBuffer.ResetWrittenCount();
+        writeBuffer.GetSpan(MaxHeadBytes);
+        writeBuffer.Advance(MaxHeadBytes);
         Formatter.Serialize(writeBuffer, content);
-        byte[] head = Encoding.ASCII.GetBytes($"Content-Length: {writeBuffer.WrittenCount}\r\n\r\n");
-        await sending.WriteAsync(head, cancellationToken).ConfigureAwait(false);
-        await sending.WriteAsync(writeBuffer.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        int bodyLength = writeBuffer.WrittenCount - MaxHeadBytes;
+        var frame = MemoryMarshal.AsMemory(writeBuffer.WrittenMemory);
+        int start = WriteHead(frame.Span[..MaxHeadBytes], bodyLength);
+        await sending.WriteAsync(frame[start..], cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Room for <c>Content-Length: </c> + the longest int + <c>\r\n\r\n</c>.</summary>
+    private const int MaxHeadBytes = 32;
+
+    /// <summary>Writes <c>Content-Length: N\r\n\r\n</c> at the end of <paramref name="gap"/>; returns where it starts.</summary>
+    private static int WriteHead(Span<byte> gap, int bodyLength)
+    {
+        Span<byte> digits = stackalloc byte[11];
+        Utf8Formatter.TryFormat(bodyLength, digits, out int n);
+        ReadOnlySpan<byte> prefix = "Content-Length: "u8;
+        int start = gap.Length - prefix.Length - n - 4;
+        prefix.CopyTo(gap[start..]);
+        digits[..n].CopyTo(gap[(start + prefix.Length)..]);
+        "\r\n\r\n"u8.CopyTo(gap[(start + prefix.Length + n)..]);
+        return start;
     }
 
     protected override ValueTask FlushAsync(CancellationToken cancellationToken) => new(sending.FlushAsync(cancellationToken));
