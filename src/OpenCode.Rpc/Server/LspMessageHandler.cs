@@ -55,7 +55,9 @@ public sealed class LspMessageHandler : MessageHandlerBase
         reader = PipeReader.Create(receiving, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
         this.maxFrameBytes = maxFrameBytes;
         this.log = log;
-        outgoing = new Pipe(new PipeOptions(pauseWriterThreshold: PauseBytes, resumeWriterThreshold: PauseBytes / 2, useSynchronizationContext: false));
+        // 64 KB segments (the pool's own size; 4 KB by default): a 3 MB session list is ~50 pooled segments to write,
+        // not 700, and no frame-sized buffer is allocated per answer.
+        outgoing = new Pipe(new PipeOptions(pauseWriterThreshold: PauseBytes, resumeWriterThreshold: PauseBytes / 2, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
         pump = Task.Run(PumpAsync);
     }
 
