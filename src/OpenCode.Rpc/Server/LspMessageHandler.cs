@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
