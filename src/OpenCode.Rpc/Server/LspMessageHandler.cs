@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Globalization;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -42,6 +44,8 @@ public sealed class LspMessageHandler : MessageHandlerBase
     private readonly long maxFrameBytes;
     private readonly Action<string> log;
     private readonly ArrayBufferWriter<byte> writeBuffer = new();
+    private readonly Pipe outgoing;
+    private readonly Task pump;
 
     public LspMessageHandler(Stream sending, Stream receiving, IJsonRpcMessageFormatter formatter, long maxFrameBytes, Action<string> log)
         : base(formatter)
@@ -51,6 +55,10 @@ public sealed class LspMessageHandler : MessageHandlerBase
         reader = PipeReader.Create(receiving, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
         this.maxFrameBytes = maxFrameBytes;
         this.log = log;
+        // 64 KB segments (the pool's own size; 4 KB by default): a 3 MB session list is ~50 pooled segments to write,
+        // not 700, and no frame-sized buffer is allocated per answer.
+        outgoing = new Pipe(new PipeOptions(pauseWriterThreshold: PauseBytes, resumeWriterThreshold: PauseBytes / 2, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
+        pump = Task.Run(PumpAsync);
     }
 
     public override bool CanRead => true;
@@ -511,17 +519,138 @@ public sealed class LspMessageHandler : MessageHandlerBase
         }
     }
 
-    protected override async ValueTask WriteCoreAsync(JsonRpcMessage content, CancellationToken cancellationToken)
+    protected override ValueTask WriteCoreAsync(JsonRpcMessage content, CancellationToken cancellationToken)
     {
-        // Called under the base class's send lock, one message at a time.
+        // Called under the base class's send lock, one message at a time. The body is serialized after a gap that
+        // the header is then written into, right-aligned, so the frame is one contiguous piece. It goes into the
+        // outgoing pipe, not to the stream: the pump below writes whatever frames have piled up in one write, so 64
+        // answers in flight cost a handful of syscalls (and wake-ups of the client's reader), not 64.
         writeBuffer.ResetWrittenCount();
+        writeBuffer.GetSpan(MaxHeadBytes);
+        writeBuffer.Advance(MaxHeadBytes);
         Formatter.Serialize(writeBuffer, content);
-        byte[] head = Encoding.ASCII.GetBytes($"Content-Length: {writeBuffer.WrittenCount}\r\n\r\n");
-        await sending.WriteAsync(head, cancellationToken).ConfigureAwait(false);
-        await sending.WriteAsync(writeBuffer.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        int bodyLength = writeBuffer.WrittenCount - MaxHeadBytes;
+        var frame = MemoryMarshal.AsMemory(writeBuffer.WrittenMemory);
+        int start = WriteHead(frame.Span[..MaxHeadBytes], bodyLength);
+        try
+        {
+            outgoing.Writer.Write(frame.Span[start..]);
+        }
+        catch (InvalidOperationException)
+        {
+            // Drain already ended writing: the connection is being disposed.
+            throw new ObjectDisposedException(nameof(LspMessageHandler));
+        }
+
+        return default;
     }
 
-    protected override ValueTask FlushAsync(CancellationToken cancellationToken) => new(sending.FlushAsync(cancellationToken));
+    protected override async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        // Completes once the pipe has room (at most PauseBytes unsent), not once the bytes are on the stream. Order is
+        // kept (one FIFO), which is all the notification-before-answer guarantee needs. A failed stream write surfaces
+        // here, as an IOException from the pump, and ends the connection as a direct write would.
+        var result = await outgoing.Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (result.IsCompleted)
+        {
+            throw new IOException("The output stream is closed.");
+        }
+    }
+
+    /// <summary>Unsent bytes at which a writer waits for the pump (so a client that stops reading cannot grow
+    /// memory without bound).</summary>
+    private const int PauseBytes = 1 << 20;
+
+    /// <summary>Frames that piled up, up to this size, are copied together and written with one call.</summary>
+    private const int CoalesceBytes = 256 * 1024;
+
+    /// <summary>Moves frames from the outgoing pipe to the stream, everything available per write.</summary>
+    private async Task PumpAsync()
+    {
+        var r = outgoing.Reader;
+        byte[]? scratch = null;
+        try
+        {
+            while (true)
+            {
+                var result = await r.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (buffer.IsSingleSegment)
+                {
+                    await sending.WriteAsync(buffer.First).ConfigureAwait(false);
+                }
+                else if (buffer.Length <= CoalesceBytes)
+                {
+                    scratch ??= new byte[CoalesceBytes];
+                    buffer.CopyTo(scratch);
+                    await sending.WriteAsync(scratch.AsMemory(0, (int)buffer.Length)).ConfigureAwait(false);
+                }
+                else
+                {
+                    foreach (var segment in buffer)
+                    {
+                        await sending.WriteAsync(segment).ConfigureAwait(false);
+                    }
+                }
+
+                if (!buffer.IsEmpty)
+                {
+                    await sending.FlushAsync().ConfigureAwait(false);
+                }
+
+                r.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+
+            await r.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The writer's next flush throws this (the connection then ends).
+            await r.CompleteAsync(ex).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Room for <c>Content-Length: </c> + the longest int + <c>\r\n\r\n</c>.</summary>
+    private const int MaxHeadBytes = 32;
+
+    /// <summary>Writes <c>Content-Length: N\r\n\r\n</c> at the end of <paramref name="gap"/>; returns where it starts.</summary>
+    private static int WriteHead(Span<byte> gap, int bodyLength)
+    {
+        Span<byte> digits = stackalloc byte[11];
+        Utf8Formatter.TryFormat(bodyLength, digits, out int n);
+        ReadOnlySpan<byte> prefix = "Content-Length: "u8;
+        int start = gap.Length - prefix.Length - n - 4;
+        prefix.CopyTo(gap[start..]);
+        digits[..n].CopyTo(gap[(start + prefix.Length)..]);
+        "\r\n\r\n"u8.CopyTo(gap[(start + prefix.Length + n)..]);
+        return start;
+    }
+
+    protected override void DisposeWriter()
+    {
+        Drain();
+        base.DisposeWriter();
+    }
+
+    /// <summary>Ends writing and waits until every frame written so far is on the stream: a process that exits
+    /// after this has sent its last answers. Bounded, because a client that stopped reading could otherwise hold the
+    /// process forever. Idempotent.</summary>
+    public void Drain()
+    {
+        outgoing.Writer.Complete();
+#pragma warning disable VSTHRD002 // called from synchronous disposal; the pump needs no thread of ours to finish.
+        if (!pump.Wait(DrainTimeout))
+#pragma warning restore VSTHRD002
+        {
+            log($"the client did not read the last answers within {DrainTimeout.TotalSeconds:N0} s; they are dropped");
+        }
+    }
+
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
 
     protected override void Dispose(bool disposing)
     {

@@ -13,10 +13,13 @@ namespace OpenCode.Rpc.Server;
 /// </summary>
 public sealed class RpcServer : IDisposable
 {
-    private RpcServer(ServerContext ctx, JsonRpc rpc)
+    private readonly LspMessageHandler handler;
+
+    private RpcServer(ServerContext ctx, JsonRpc rpc, LspMessageHandler handler)
     {
         Context = ctx;
         Rpc = rpc;
+        this.handler = handler;
     }
 
     public ServerContext Context { get; }
@@ -61,13 +64,16 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<CompactionTarget>(), new CompactionTarget(ctx), null);
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<ShareTarget>(), new ShareTarget(ctx), null);
         rpc.StartListening();
-        return new RpcServer(ctx, rpc);
+        return new RpcServer(ctx, rpc, handler);
     }
 
     public void Dispose()
     {
         Context.Watcher?.Dispose();
         Rpc.Dispose();
+        // The handler writes through a pump: wait until every frame written so far is on the stream, so a process
+        // that exits right after this has sent its last answers.
+        handler.Drain();
         Context.Share.Dispose();
     }
 
