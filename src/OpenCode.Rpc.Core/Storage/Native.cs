@@ -27,6 +27,12 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncHandle(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int FdatasyncHandle(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
+
     [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
     private static partial int SyncFs(int fd);
 
@@ -34,6 +40,24 @@ internal static partial class Native
     private static partial int Flock(int fd, int operation);
 
     internal static bool IsUnix => !OperatingSystem.IsWindows();
+
+    /// <summary>fsync of an open file; throws when the data may not be on disk.</summary>
+    internal static void Fsync(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        if (IsUnix && FsyncHandle(handle) != 0)
+        {
+            throw new IOException($"fsync failed (errno {Marshal.GetLastPInvokeError()}).");
+        }
+    }
+
+    /// <summary>fdatasync of an open file (the data and what is needed to read it back, not its times).</summary>
+    internal static void Fdatasync(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        if (IsUnix && FdatasyncHandle(handle) != 0)
+        {
+            throw new IOException($"fdatasync failed (errno {Marshal.GetLastPInvokeError()}).");
+        }
+    }
 
     /// <summary>Makes a directory entry change (create, rename, unlink) durable.</summary>
     internal static void FsyncDirectory(string dir)

@@ -50,7 +50,7 @@ public sealed class WriteJournal : IDisposable
     private readonly Timer timer;
     private string? dir;
     private int lockFd = -1;
-    private FileStream? segment;
+    private Segment? segment;
     private int segmentNo;
     private bool dirty;
     private bool timerArmed;
@@ -93,21 +93,20 @@ public sealed class WriteJournal : IDisposable
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            var s = segment ??= dir is null ? Open() : NewSegment(SegmentPath(segmentNo));
+            var seg = segment ??= dir is null ? Open() : NewSegment(SegmentPath(++segmentNo));
             try
             {
-                s.Write(record);
-                s.Flush(flushToDisk: true);
+                seg.Append(record);
             }
             catch
             {
                 // A half-appended record would hide every record after it from a replay: later writes go to a new
                 // segment. This one stays until the journal closes; its earlier records are still good.
-                s.Dispose();
+                seg.Dispose();
                 segment = null;
-                segmentNo++;
                 throw;
             }
+
             dirty = true;
             if (!timerArmed)
             {
@@ -121,22 +120,36 @@ public sealed class WriteJournal : IDisposable
     /// covered them. Cheap when nothing was written since the last one.</summary>
     public void Checkpoint()
     {
-        FileStream? old;
-        string? oldPath;
+        int no;
         lock (gate)
         {
-            timerArmed = false;
             if (disposed || !dirty || segment is null)
             {
+                timerArmed = false;
                 return;
             }
 
-            // Rotate first, so writers carry on into a fresh segment (opened by the next write: an idle journal holds
-            // no open segment) while the file system is flushed.
+            no = segmentNo + 1;
+        }
+
+        // The next segment is made here, off the request path: preallocating it is what keeps each append's flush
+        // a pure data flush (see Segment).
+        var next = NewSegment(SegmentPath(no));
+        Segment old;
+        lock (gate)
+        {
+            timerArmed = false;
+            if (disposed || segment is null || segmentNo + 1 != no)
+            {
+                next.Dispose();
+                File.Delete(next.Path);
+                return;
+            }
+
+            // Rotate first, so writers carry on into the fresh segment while the file system is flushed.
             old = segment;
-            oldPath = SegmentPath(segmentNo);
-            segmentNo++;
-            segment = null;
+            segment = next;
+            segmentNo = no;
             dirty = false;
         }
 
@@ -144,7 +157,7 @@ public sealed class WriteJournal : IDisposable
         // covers them all. Removing the old segment need not be durable: replaying it again is harmless.
         Native.SyncFileSystem(layout.DataDir);
         old.Dispose();
-        File.Delete(oldPath);
+        File.Delete(old.Path);
     }
 
     public void Dispose()
@@ -390,7 +403,7 @@ public sealed class WriteJournal : IDisposable
         return result;
     }
 
-    private FileStream Open()
+    private Segment Open()
     {
         dir = Path.Combine(JournalRoot(layout), $"{Environment.ProcessId}-{Guid.NewGuid():N}");
         AtomicFile.CreateDirectoryDurably(dir);
@@ -399,19 +412,59 @@ public sealed class WriteJournal : IDisposable
         return NewSegment(SegmentPath(segmentNo));
     }
 
-    private static FileStream NewSegment(string path)
+    private static Segment NewSegment(string path)
     {
-        var s = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.Read,
-            BufferSize = 0,
-        });
+        var seg = new Segment(path);
 
         // The new segment's name must survive a crash, or its records could not be found.
         Native.FsyncDirectory(Path.GetDirectoryName(path)!);
-        return s;
+        return seg;
+    }
+
+    /// <summary>
+    /// One journal file. It is created full of zeros (written and flushed, not just reserved), so an append inside
+    /// that space changes neither the file's size nor its block map, and <c>fdatasync</c> then flushes the data alone:
+    /// no file-system journal commit, which on ext4 would carry everyone's pending metadata (the renames just made
+    /// included) and cost as much as the fsyncs the journal saves. An append past the end still works, with a
+    /// dearer flush. A replay stops at the zeros (they are no record).
+    /// </summary>
+    private sealed class Segment : IDisposable
+    {
+        internal const int Preallocated = 4 << 20;
+        private readonly Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        private long end;
+
+        public Segment(string path)
+        {
+            Path = path;
+            handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+            try
+            {
+                var zeros = new byte[1 << 20];
+                for (long at = 0; at < Preallocated; at += zeros.Length)
+                {
+                    RandomAccess.Write(handle, zeros, at);
+                }
+
+                Native.Fsync(handle);
+            }
+            catch
+            {
+                handle.Dispose();
+                throw;
+            }
+        }
+
+        public string Path { get; }
+
+        public void Append(byte[] record)
+        {
+            RandomAccess.Write(handle, record, end);
+            Native.Fdatasync(handle);
+            end += record.Length;
+        }
+
+        public void Dispose() => handle.Dispose();
     }
 
     private string SegmentPath(int n) => Path.Combine(dir!, $"seg-{n}.wal");
