@@ -39,7 +39,8 @@ public sealed partial class ForkService(SessionStore store)
             SessionStore.CheckId(messageId, Identifier.Message, "messageID");
         }
 
-        var messages = VisibleMessages(source, store.ReadMessageInfos(sessionId));
+        // Shared with the read cache: every object below is cloned before it is changed.
+        var messages = VisibleMessages(source, store.ReadMessagesShared(sessionId));
         int end = messages.Count;
         if (messageId is not null)
         {
@@ -105,32 +106,22 @@ public sealed partial class ForkService(SessionStore store)
         {
             try
             {
-                // Cloning, encoding and writing are independent per message: they run in parallel.
+                // Encoding and writing are independent per message: they run in parallel.
                 bulk.WriteEach(Enumerable.Range(0, end).ToArray(), (i, w) =>
                 {
                     var (oldInfo, oldParts) = messages[i];
                     var (mid, parent, partIds) = plan[i];
-                    var copy = oldInfo.DeepClone().AsObject();
-                    copy["id"] = mid;
-                    copy["sessionID"] = newId;
-                    if (parent is not null)
-                    {
-                        copy["parentID"] = parent;
-                    }
-
-                    w.Write(store.Layout.MessageFile(newId, mid), JsJson.ToBytes(copy));
+                    // Written as the source with its ids replaced (what DeepClone-then-assign gave, byte for byte),
+                    // never changing the source objects: they are shared with the store's read cache.
+                    w.Write(store.Layout.MessageFile(newId, mid), parent is not null
+                        ? JsJson.ToBytesWith(oldInfo, ("id", mid), ("sessionID", newId), ("parentID", parent))
+                        : JsJson.ToBytesWith(oldInfo, ("id", mid), ("sessionID", newId)));
                     for (int j = 0; j < oldParts.Count; j++)
                     {
-                        var np = oldParts[j].DeepClone().AsObject();
-                        np["id"] = partIds[j];
-                        np["sessionID"] = newId;
-                        np["messageID"] = mid;
-                        if ((string?)np["type"] == "compaction" && np["tail_start_id"] is JsonValue tv && tv.TryGetValue(out string? tail) && idMap.TryGetValue(tail, out var mappedTail))
-                        {
-                            np["tail_start_id"] = mappedTail;
-                        }
-
-                        w.Write(store.Layout.PartFile(mid, partIds[j]), JsJson.ToBytes(np));
+                        var op = oldParts[j];
+                        w.Write(store.Layout.PartFile(mid, partIds[j]), (string?)op["type"] == "compaction" && op["tail_start_id"] is JsonValue tv && tv.TryGetValue(out string? tail) && idMap.TryGetValue(tail, out var mappedTail)
+                            ? JsJson.ToBytesWith(op, ("id", partIds[j]), ("sessionID", newId), ("messageID", mid), ("tail_start_id", mappedTail))
+                            : JsJson.ToBytesWith(op, ("id", partIds[j]), ("sessionID", newId), ("messageID", mid)));
                     }
                 }, ct);
 
@@ -214,31 +205,26 @@ public sealed partial class ForkService(SessionStore store)
 
     /// <summary>Messages a fork may copy: those before a pending revert point (the UI hides the rest; they are deleted at
     /// the next prompt). With a revert partID, that message keeps only its parts before the part.</summary>
-    public List<MessageWithParts> VisibleMessages(JsonObject session, List<JsonObject> infos)
+    public static List<MessageWithParts> VisibleMessages(JsonObject session, IReadOnlyList<MessageWithParts> all)
     {
         string? revertMsg = session["revert"]?["messageID"] is JsonValue rv && rv.TryGetValue(out string? r) ? r : null;
         string? revertPart = session["revert"]?["partID"] is JsonValue pv && pv.TryGetValue(out string? rp) ? rp : null;
-        // Reading thousands of part folders is most of a fork's reading: in parallel, then filtered in order.
-        var allParts = new IReadOnlyList<JsonObject>[infos.Count];
-        Parallel.For(0, infos.Count, IoParallel.Options(), i => allParts[i] = store.ReadParts((string)infos[i]["id"]!));
-        var list = new List<MessageWithParts>(infos.Count);
-        for (int i = 0; i < infos.Count; i++)
+        var list = new List<MessageWithParts>(all.Count);
+        foreach (var m in all)
         {
-            var m = infos[i];
-            string id = (string)m["id"]!;
-            var parts = allParts[i];
+            string id = (string)m.Info["id"]!;
             if (revertMsg is not null && string.CompareOrdinal(id, revertMsg) >= 0)
             {
                 if (revertPart is not null && id == revertMsg)
                 {
-                    var kept = parts.Where(p => string.CompareOrdinal((string?)p["id"], revertPart) < 0).ToList();
-                    list.Add(new MessageWithParts(m, kept));
+                    var kept = m.Parts.Where(p => string.CompareOrdinal((string?)p["id"], revertPart) < 0).ToList();
+                    list.Add(new MessageWithParts(m.Info, kept));
                 }
 
                 continue;
             }
 
-            list.Add(new MessageWithParts(m, parts));
+            list.Add(m);
         }
 
         return list;

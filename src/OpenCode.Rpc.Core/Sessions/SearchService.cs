@@ -50,29 +50,54 @@ public sealed class SearchService
         }
 
         string q = query.ToLowerInvariant();
+        var sessions = SessionsInScope(projectId).ToList();
+        var found = new List<SearchHit>?[sessions.Count];
+        using var root = FileStamps.OpenRoot(store.Layout.Storage);
+        // Sessions are independent: a cold search reads ~40 files per session and a warm one stats a folder and scans
+        // its text, so both run on every core. Hits are kept per session and joined in list order, so ties sort as
+        // they did one session after another.
+        IoParallel.For(sessions.Count, i => found[i] = SearchSession(root, sessions[i], q), ct);
         var hits = new List<SearchHit>();
-        foreach (var session in SessionsInScope(projectId))
+        foreach (var list in found)
         {
-            ct.ThrowIfCancellationRequested();
-            string id = (string)session["id"]!;
-            string title = session["title"] is JsonValue tv && tv.TryGetValue(out string? t) ? t : string.Empty;
-            int ti = title.ToLowerInvariant().IndexOf(q, StringComparison.Ordinal);
-            if (ti >= 0)
+            if (list is not null)
             {
-                hits.Add(new SearchHit(session, null, null, Snippet(title, ti, q.Length), SessionStore.Updated(session)));
-            }
-
-            foreach (var doc in EntryOf(id).Docs)
-            {
-                int at = doc.Lower.IndexOf(q, StringComparison.Ordinal);
-                if (at >= 0)
-                {
-                    hits.Add(new SearchHit(session, doc.MessageID, doc.PartID, Snippet(doc.Text, at, q.Length), doc.Time));
-                }
+                hits.AddRange(list);
             }
         }
 
         return hits.OrderByDescending(h => h.Time).ThenByDescending(h => h.PartID ?? string.Empty, StringComparer.Ordinal).Take(limit).ToList();
+    }
+
+    private List<SearchHit>? SearchSession(StampRoot root, JsonObject session, string q)
+    {
+        string id = (string)session["id"]!;
+        string title = session["title"] is JsonValue tv && tv.TryGetValue(out string? t) ? t : string.Empty;
+        var entry = EntryOf(root, id);
+        List<SearchHit>? hits = null;
+        // The lower-cased title is kept with the entry while the title is the same string.
+        var lower = entry.Title;
+        if (lower is null || !string.Equals(lower.Original, title, StringComparison.Ordinal))
+        {
+            entry.Title = lower = new LowerTitle(title, title.ToLowerInvariant());
+        }
+
+        int ti = lower.Lower.IndexOf(q, StringComparison.Ordinal);
+        if (ti >= 0)
+        {
+            (hits ??= []).Add(new SearchHit(session, null, null, Snippet(title, ti, q.Length), SessionStore.Updated(session)));
+        }
+
+        foreach (var doc in entry.Docs)
+        {
+            int at = doc.Lower.IndexOf(q, StringComparison.Ordinal);
+            if (at >= 0)
+            {
+                (hits ??= []).Add(new SearchHit(session, doc.MessageID, doc.PartID, Snippet(doc.Text, at, q.Length), doc.Time));
+            }
+        }
+
+        return hits;
     }
 
     private IEnumerable<JsonObject> SessionsInScope(string? projectId)
@@ -93,11 +118,13 @@ public sealed class SearchService
             .SelectMany(p => store.ListSessions(p!, new SessionListQuery(IncludeArchived: true)));
     }
 
-    private Entry EntryOf(string sessionId)
+    private Entry EntryOf(StampRoot root, string sessionId)
     {
-        string msgDir = store.Layout.MessageDir(sessionId);
-        var dirMtime = Directory.Exists(msgDir) ? Directory.GetLastWriteTimeUtc(msgDir) : DateTime.MinValue;
-        if (cache.TryGetValue(sessionId, out var e) && e.MessageDirMtime == dirMtime && DateTime.UtcNow - dirMtime > TimeSpan.FromSeconds(2))
+        // The clock before the stat, as every racy-window check here: a change after it gets a later mtime.
+        DateTime now = DateTime.UtcNow;
+        var stamp = root.Of(store.Layout.MessageDir(sessionId));
+        long dirTicks = stamp.Exists ? stamp.MtimeTicks : 0;
+        if (cache.TryGetValue(sessionId, out var e) && e.MessageDirTicks == dirTicks && now - new DateTime(dirTicks, DateTimeKind.Utc) > TimeSpan.FromSeconds(2))
         {
             return e;
         }
@@ -116,7 +143,7 @@ public sealed class SearchService
             }
         }
 
-        var entry = new Entry(dirMtime, docs);
+        var entry = new Entry(dirTicks, docs);
         cache[sessionId] = entry;
         return entry;
     }
@@ -188,5 +215,11 @@ public sealed class SearchService
 
     private sealed record Doc(string MessageID, string? PartID, long Time, string Text, string Lower);
 
-    private sealed record Entry(DateTime MessageDirMtime, List<Doc> Docs);
+    private sealed record LowerTitle(string Original, string Lower);
+
+    private sealed record Entry(long MessageDirTicks, List<Doc> Docs)
+    {
+        /// <summary>Replaced whole (one reference write), so concurrent searches never see half of it.</summary>
+        public LowerTitle? Title { get; set; }
+    }
 }

@@ -61,8 +61,11 @@ public sealed class SessionStore
     private readonly SessionIndex index;
     private readonly StoreLock locks;
     private readonly WriteJournal journal;
+    private readonly StoreReadCache readCache;
 
-    public SessionStore(StoreLayout layout, TimeProvider? time = null, Action<string>? warn = null)
+    /// <param name="readCacheBytes">How many bytes of parsed message and part files to keep between reads (see
+    /// <see cref="StoreReadCache"/>); 0 keeps none, which suits a one-shot CLI verb that reads each file once.</param>
+    public SessionStore(StoreLayout layout, TimeProvider? time = null, Action<string>? warn = null, long readCacheBytes = StoreReadCache.DefaultCapBytes)
     {
         Layout = layout;
         this.time = time ?? TimeProvider.System;
@@ -70,7 +73,10 @@ public sealed class SessionStore
         index = new SessionIndex(this.warn);
         locks = new StoreLock(layout.LockDir);
         journal = WriteJournal.For(layout, this.warn);
+        readCache = new StoreReadCache(readCacheBytes, StoreReadCache.DefaultMaxFileBytes, this.warn);
     }
+
+    internal StoreReadCache ReadCache => readCache;
 
     /// <summary>Raised after each change is durable, in the order changes happened for one session.</summary>
     public event Action<StoreEvent>? Changed;
@@ -379,14 +385,22 @@ public sealed class SessionStore
 
     // ---------------------------------------------------------------- messages
 
+    /// <summary>A session's messages with their parts, oldest first, optionally only the last <paramref name="limit"/>
+    /// before the message <paramref name="before"/>. The objects are shared with the read cache (see
+    /// <see cref="StoreReadCache"/>): read them, serialize them, never change them (DeepClone first).</summary>
     public IReadOnlyList<MessageWithParts> ListMessages(string sessionId, int? limit = null, string? before = null)
     {
         _ = ReadSession(sessionId);
-        var infos = ReadMessageInfos(sessionId);
         if (before is not null)
         {
             CheckId(before, Identifier.Message, "before");
-            int cut = infos.FindIndex(m => (string?)m["id"] == before);
+        }
+
+        using var root = FileStamps.OpenRoot(Layout.Storage);
+        var infos = SortedMessageEntries(root, sessionId);
+        if (before is not null)
+        {
+            int cut = infos.FindIndex(m => m.Id == before);
             if (cut < 0)
             {
                 throw NotFoundException.ForMessage(before);
@@ -400,7 +414,73 @@ public sealed class SessionStore
             infos = infos[^n..];
         }
 
-        return infos.Select(m => new MessageWithParts(m, ReadParts(m["id"]!.GetValue<string>()))).ToList();
+        return WithParts(root, infos);
+    }
+
+    /// <summary><see cref="ListMessages"/> without the session check, for callers that read the session already.
+    /// Shared objects: never change them.</summary>
+    public List<MessageWithParts> ReadMessagesShared(string sessionId)
+    {
+        using var root = FileStamps.OpenRoot(Layout.Storage);
+        return WithParts(root, SortedMessageEntries(root, sessionId));
+    }
+
+    /// <summary><see cref="ReadMessageInfos"/> from the read cache. Shared objects: never change them.</summary>
+    public List<JsonObject> ReadMessageInfosShared(string sessionId)
+    {
+        using var root = FileStamps.OpenRoot(Layout.Storage);
+        return SortedMessageEntries(root, sessionId).ConvertAll(e => e.Value);
+    }
+
+    /// <summary><see cref="ReadParts"/> from the read cache. Shared objects: never change them.</summary>
+    public IReadOnlyList<JsonObject> ReadPartsShared(string messageId)
+    {
+        using var root = FileStamps.OpenRoot(Layout.Storage);
+        return SortedParts(root, Layout.PartDir(messageId));
+    }
+
+    // CompareMessages's order (created, then id), with the keys the cache read once per file.
+    private List<StoreReadCache.Entry> SortedMessageEntries(StampRoot root, string sessionId)
+    {
+        var list = readCache.ReadDir(root, Layout.MessageDir(sessionId));
+        list.Sort(static (a, b) =>
+        {
+            int c = a.Created.CompareTo(b.Created);
+            return c != 0 ? c : string.CompareOrdinal(a.Id, b.Id);
+        });
+        return list;
+    }
+
+    private JsonObject[] SortedParts(StampRoot root, string partDir)
+    {
+        var parts = readCache.ReadDir(root, partDir);
+        if (parts.Count > 1)
+        {
+            parts.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
+        }
+
+        var values = new JsonObject[parts.Count];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = parts[i].Value;
+        }
+
+        return values;
+    }
+
+    private List<MessageWithParts> WithParts(StampRoot root, List<StoreReadCache.Entry> infos)
+    {
+        var result = new MessageWithParts[infos.Count];
+        void One(int i)
+        {
+            var info = infos[i];
+            info.PartDir ??= Layout.PartDir(info.Id ?? string.Empty);
+            result[i] = new MessageWithParts(info.Value, SortedParts(root, info.PartDir));
+        }
+
+        // Thousands of part folders (a fork, a long session's first list) are most of the reading: on every core.
+        IoParallel.For(infos.Count, One, sequentialBelow: StoreReadCache.ParallelThreshold);
+        return [.. result];
     }
 
     public MessageWithParts GetMessage(string sessionId, string messageId)
@@ -439,23 +519,17 @@ public sealed class SessionStore
         }
 
         var files = Directory.GetFiles(dir, "*.json");
-        if (files.Length < 64)
-        {
-            foreach (var file in files)
-            {
-                if (TryReadData(file) is { } o)
-                {
-                    list.Add(o);
-                }
-            }
-
-            return list;
-        }
-
         // A long session's message folder: parsing dominates, so read on every core (callers sort afterwards).
         var read = new JsonObject?[files.Length];
-        Parallel.For(0, files.Length, IoParallel.Options(), i => read[i] = TryReadData(files[i]));
-        list.AddRange(read.OfType<JsonObject>());
+        IoParallel.For(files.Length, i => read[i] = TryReadData(files[i]), sequentialBelow: StoreReadCache.ParallelThreshold);
+        foreach (var o in read)
+        {
+            if (o is not null)
+            {
+                list.Add(o);
+            }
+        }
+
         return list;
     }
 

@@ -56,14 +56,7 @@ public sealed class BulkWriter
     /// </summary>
     public void WriteEach<T>(IReadOnlyList<T> items, Action<T, BulkWriter> write, CancellationToken ct)
     {
-        try
-        {
-            Parallel.For(0, items.Count, IoParallel.Options(ct), i => write(items[i], this));
-        }
-        catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-        }
+        IoParallel.For(items.Count, i => write(items[i], this), ct);
     }
 
     /// <summary>Makes every file written so far durable and moves it to its final name: one syncfs for the

@@ -44,7 +44,7 @@ public static partial class SessionExporter
     public static async Task ExportAsync(SessionStore store, string sessionId, ExportOptions options, Stream output, CancellationToken ct)
     {
         var info = store.GetSession(sessionId);
-        var messages = store.ReadMessageInfos(sessionId);
+        var messages = store.ReadMessageInfosShared(sessionId); // shared: the sanitizer works on clones
         var writer = PipeWriter.Create(output, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024, leaveOpen: true));
         try
         {
@@ -100,7 +100,7 @@ public static partial class SessionExporter
         {
             ct.ThrowIfCancellationRequested();
             var m = messages[i];
-            var parts = store.ReadParts(m["id"]!.GetValue<string>());
+            var parts = store.ReadPartsShared(m["id"]!.GetValue<string>());
             if (sanitize)
             {
                 m = (JsonObject)m.DeepClone();
@@ -166,7 +166,7 @@ public static partial class SessionExporter
         foreach (var m in messages)
         {
             ct.ThrowIfCancellationRequested();
-            var parts = store.ReadParts(m["id"]!.GetValue<string>());
+            var parts = store.ReadPartsShared(m["id"]!.GetValue<string>());
             sb.Clear();
             FormatMessage(sb, m, parts, o);
             sb.Append("---\n\n");

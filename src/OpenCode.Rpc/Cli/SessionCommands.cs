@@ -88,8 +88,10 @@ public static class SessionCommands
         }
     }
 
+    // A CLI verb reads each file once and exits: keeping parsed files would only raise its peak memory (an export of
+    // a 200 MB session must stay small), so its store keeps none.
     internal static SessionStore OpenStore(ParseResult pr) =>
-        new(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m));
+        new(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m), readCacheBytes: 0);
 
     /// <summary>OpenCode's table: id and title columns padded to their widest value, two spaces apart, a rule of
     /// box-drawing dashes as wide as the header, and the time alone for today or "time · date" otherwise.</summary>

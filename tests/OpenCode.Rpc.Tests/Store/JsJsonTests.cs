@@ -199,4 +199,25 @@ public sealed class JsJsonTests
         byte[] file = Encoding.UTF8.GetBytes("[" + JsonSerializer.Serialize(s) + "]");
         Assert.Equal(expected, JsJson.ToBytes(JsJson.ParseOwned(file)!.AsArray()[0]));
     }
+
+    /// <summary>Fork writes each copy as its source with new ids, without cloning: the bytes must be those of a clone
+    /// after the same assignments, whether a key exists (kept in place) or not (appended, in assignment order).</summary>
+    [Theory]
+    [InlineData("{\"id\":\"prt_1\",\"sessionID\":\"ses_a\",\"messageID\":\"msg_a\",\"type\":\"text\",\"text\":\"h\u00e9\\n\\ud800\",\"time\":{\"start\":1.5}}")]
+    [InlineData("{\"type\":\"compaction\",\"tail_start_id\":\"msg_old\",\"id\":\"prt_1\",\"extra\":[1,{\"a\":null}]}")]
+    [InlineData("{}")]
+    public void ToBytesWith_EqualsAssigningIntoAClone(string json)
+    {
+        var source = JsJson.ParseOwned(Encoding.UTF8.GetBytes(json))!.AsObject();
+        string before = JsJson.ToText(source);
+        (string, string)[] set = [("id", "prt_new"), ("sessionID", "ses_new"), ("messageID", "msg_new"), ("tail_start_id", "msg_new0")];
+        var clone = source.DeepClone().AsObject();
+        foreach (var (k, v) in set)
+        {
+            clone[k] = v;
+        }
+
+        Assert.Equal(JsJson.ToBytes(clone), JsJson.ToBytesWith(source, set));
+        Assert.Equal(before, JsJson.ToText(source)); // the source is not touched
+    }
 }
