@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared}"
 RUNS="${1:-3}"; N="${2:-2000}"
-W="$(mktemp -d /tmp/bench-transfer.XXXXXX)"; trap 'rm -rf "$W"' EXIT
+W="$(mktemp -d "${TMPDIR:-/tmp}/bench-transfer.XXXXXX")"; trap 'rm -rf "$W"' EXIT
 if [ -z "${OCRPC:-}" ]; then
   dotnet build -c Release "$ROOT/src/OpenCode.Rpc" >/dev/null
   OCRPC="dotnet $ROOT/src/OpenCode.Rpc/bin/Release/net10.0/opencode-rpc.dll"

@@ -63,6 +63,7 @@ public sealed class Bench(bool quick) : IDisposable
             var psi = Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]);
             using var p = Process.Start(psi)!;
             using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
+            RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
             rpc.StartListening();
             await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
             double ms = sw.Elapsed.TotalMilliseconds;
@@ -187,6 +188,7 @@ public sealed class Bench(bool quick) : IDisposable
         var (exe, prefix) = Sidecar();
         using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
         using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
+        RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
         rpc.StartListening();
         await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
         string sid = (await Invoke(rpc, "session/create", new JsonObject())).GetProperty("id").GetString()!;
@@ -478,6 +480,7 @@ internal sealed class InProc : IAsyncDisposable
         var (s, c) = FullDuplexStream.CreatePair();
         server = RpcServer.Start(s, s, new ServerOptions(dirs.Data, dirs.Project), _ => { });
         client = new JsonRpc(new HeaderDelimitedMessageHandler(c, c, RpcServer.CreateFormatter()));
+        RpcServer.QuietTrace(client, null); // no syslog call per unhandled notification
         client.StartListening();
     }
 

@@ -264,6 +264,7 @@ public sealed class SnapshotBench(bool quick) : IDisposable
         using var p = Process.Start(psi)!;
         _ = p.StandardError.ReadToEndAsync();
         using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
+        RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
         rpc.StartListening();
         await Bench.Invoke(rpc, "initialize", new JsonObject { ["directory"] = project });
         var sw = Stopwatch.StartNew();
@@ -287,6 +288,7 @@ public sealed class SnapshotBench(bool quick) : IDisposable
             var (s, c) = FullDuplexStream.CreatePair();
             server = RpcServer.Start(s, s, new ServerOptions(data, project, ConfigDir: configDir), _ => { });
             client = new JsonRpc(new HeaderDelimitedMessageHandler(c, c, RpcServer.CreateFormatter()));
+            RpcServer.QuietTrace(client, null); // no syslog call per unhandled notification
             client.StartListening();
         }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -53,6 +54,7 @@ public sealed class RpcServer : IDisposable
         var ctx = new ServerContext(options, log);
         var handler = new LspMessageHandler(sending, receiving, CreateFormatter(), options.MaxFrameBytes, log);
         var rpc = new OpenCodeJsonRpc(handler, ctx);
+        QuietTrace(rpc, log);
         ctx.Rpc = rpc;
         // FromShape: target metadata from PolyType's source generator, so the server also works under NativeAOT.
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<LifecycleTarget>(), new LifecycleTarget(ctx), null);
@@ -65,6 +67,24 @@ public sealed class RpcServer : IDisposable
         rpc.AddLocalRpcTarget(RpcTargetMetadata.FromShape<ShareTarget>(), new ShareTarget(ctx), null);
         rpc.StartListening();
         return new RpcServer(ctx, rpc, handler);
+    }
+
+    /// <summary>
+    /// StreamJsonRpc's TraceSource comes with .NET's DefaultTraceListener, which on Linux sends each event to syslog:
+    /// a socket, a failed connect to /dev/log and a close per warning (one per notification a peer has no handler
+    /// for). Its warnings and errors go to our stderr log instead, and nothing else is traced.
+    /// </summary>
+    public static void QuietTrace(JsonRpc rpc, Action<string>? log)
+    {
+        rpc.TraceSource.Listeners.Clear();
+        if (log is null)
+        {
+            rpc.TraceSource.Switch.Level = SourceLevels.Off;
+            return;
+        }
+
+        rpc.TraceSource.Switch.Level = SourceLevels.Warning;
+        rpc.TraceSource.Listeners.Add(new LogTraceListener(log));
     }
 
     public void Dispose()
@@ -92,6 +112,31 @@ public sealed class RpcServer : IDisposable
         typeof(T).GetMethods()
             .Select(m => m.GetCustomAttributes(typeof(JsonRpcMethodAttribute), false).OfType<JsonRpcMethodAttribute>().FirstOrDefault()?.Name)
             .OfType<string>();
+
+    private sealed class LogTraceListener(Action<string> log) : TraceListener
+    {
+        private readonly System.Text.StringBuilder line = new();
+
+        public override void Write(string? message)
+        {
+            lock (line)
+            {
+                line.Append(message);
+            }
+        }
+
+        public override void WriteLine(string? message)
+        {
+            string text;
+            lock (line)
+            {
+                text = line.Append(message).ToString();
+                line.Clear();
+            }
+
+            log("json-rpc: " + text);
+        }
+    }
 
     /// <summary>Gates requests on the lifecycle and routes every failure through <see cref="ErrorMapper"/>.</summary>
     private sealed class OpenCodeJsonRpc(IJsonRpcMessageHandler handler, ServerContext ctx) : JsonRpc(handler)
