@@ -101,7 +101,7 @@ public sealed partial class ForkService(SessionStore store)
             ["time"] = now,
         };
 
-        var bulk = new BulkWriter(store.Layout);
+        var bulk = store.NewBulkWriter();
         using (await store.LockSessionAsync(newId, ct).ConfigureAwait(false))
         {
             try
@@ -123,11 +123,12 @@ public sealed partial class ForkService(SessionStore store)
                             ? JsJson.ToBytesWith(op, ("id", partIds[j]), ("sessionID", newId), ("messageID", mid), ("tail_start_id", mappedTail))
                             : JsJson.ToBytesWith(op, ("id", partIds[j]), ("sessionID", newId), ("messageID", mid)));
                     }
+
+                    w.Seal(store.Layout.PartDir(mid)); // complete: into storage/ while the others are written
                 }, ct);
 
                 bulk.Write(store.Layout.ForkOriginFile(newId), JsJson.ToBytes(origin));
-                bulk.Flush();
-                store.WriteSessionFile(projectId, info); // the gate: atomic and durable, last
+                store.CommitBulk(bulk, projectId, info); // the session file is the gate: published last
             }
             catch
             {

@@ -177,6 +177,18 @@ public sealed class SessionStore
         index.Put(projectId, file, info);
     }
 
+    /// <summary>A writer for a fork's or an import's files, made durable through this store's write journal.</summary>
+    public BulkWriter NewBulkWriter() => new(Layout, journal);
+
+    /// <summary>Publishes <paramref name="bulk"/>'s files, then the session file that makes them visible, durably
+    /// (see <see cref="BulkWriter.Commit"/>).</summary>
+    public void CommitBulk(BulkWriter bulk, string projectId, JsonObject info)
+    {
+        string file = Layout.SessionFile(projectId, info["id"]!.GetValue<string>());
+        bulk.Commit(file, JsJson.ToBytes(info));
+        index.Put(projectId, file, info);
+    }
+
     public JsonObject GetSession(string sessionId) => ReadSession(sessionId).Info;
 
     /// <summary>The session and the project folder it is filed under.</summary>

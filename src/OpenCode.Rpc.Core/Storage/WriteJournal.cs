@@ -38,6 +38,9 @@ public sealed class WriteJournal : IDisposable
     private const uint Magic = 0x314A434F; // "OCJ1" little-endian
     private const int HeaderSize = 16;
 
+    /// <summary>Past this many bytes of file contents, a <see cref="Record"/> batch starts another record.</summary>
+    private const int RecordChunkBytes = 8 << 20;
+
     // One journal per data dir per process, for the life of the process: every store over that data dir shares it,
     // and the process's exit checkpoints it (a SIGKILL leaves it for the next start, which removes it).
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, WriteJournal> Shared = new(StringComparer.Ordinal);
@@ -89,14 +92,24 @@ public sealed class WriteJournal : IDisposable
     public void Write(IReadOnlyList<(string Path, byte[] Bytes)> files)
     {
         long[] stamps = AtomicFile.WriteAll(files, durable: false);
-        byte[] record = Encode(layout.DataDir, files, stamps);
+        Append([Encode(layout.DataDir, files, stamps)]);
+    }
+
+    /// <summary>Appends whole records to the current segment and flushes it once.</summary>
+    private void Append(List<byte[]> records)
+    {
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             var seg = segment ??= dir is null ? Open() : NewSegment(SegmentPath(++segmentNo));
             try
             {
-                seg.Append(record);
+                foreach (var record in records)
+                {
+                    seg.Write(record);
+                }
+
+                seg.Flush();
             }
             catch
             {
@@ -114,6 +127,44 @@ public sealed class WriteJournal : IDisposable
                 timer.Change(CheckpointInterval, Timeout.InfiniteTimeSpan);
             }
         }
+    }
+
+    /// <summary>
+    /// Journals files that are already in place, renamed there without flushes by <see cref="BulkWriter"/> (a fork's
+    /// or an import's thousands of files), and returns once they are durable through the journal: one flush for the
+    /// lot instead of a <c>syncfs</c> before and after the renames. Every file gets the same stamp, taken now, after
+    /// every rename, so a replay writes a file back only if it is missing, or not newer than this batch and different.
+    /// </summary>
+    public void Record(IReadOnlyList<(string Path, byte[] Bytes)> files)
+    {
+        if (files.Count == 0)
+        {
+            return;
+        }
+
+        long stamp = DateTime.UtcNow.Ticks;
+        // A record counts its files in a u16 and is built in one buffer: a big batch is several records.
+        var records = new List<byte[]>();
+        var chunk = new List<(string Path, byte[] Bytes)>();
+        long chunkBytes = 0;
+        foreach (var f in files)
+        {
+            chunk.Add(f);
+            chunkBytes += f.Bytes.Length;
+            if (chunk.Count == ushort.MaxValue || chunkBytes >= RecordChunkBytes)
+            {
+                records.Add(Encode(layout.DataDir, chunk, Enumerable.Repeat(stamp, chunk.Count).ToArray()));
+                chunk.Clear();
+                chunkBytes = 0;
+            }
+        }
+
+        if (chunk.Count > 0)
+        {
+            records.Add(Encode(layout.DataDir, chunk, Enumerable.Repeat(stamp, chunk.Count).ToArray()));
+        }
+
+        Append(records);
     }
 
     /// <summary>Makes every journalled write durable in the files themselves and drops the journal segments that
@@ -315,13 +366,21 @@ public sealed class WriteJournal : IDisposable
         }
     }
 
-    /// <summary>A journalled path, back to an absolute one, or null when it would leave <c>storage/</c> (a damaged
-    /// or forged journal must not write anywhere else).</summary>
+    /// <summary>A journalled path, back to an absolute one, or null when it would leave the replayable folders (a
+    /// damaged or forged journal must not write anywhere else).</summary>
     private static string? Resolve(StoreLayout layout, string rel)
     {
         string full = Path.GetFullPath(Path.Combine(layout.DataDir, rel));
-        return full.StartsWith(layout.Storage + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? full : null;
+        return IsReplayable(layout, full) ? full : null;
     }
+
+    /// <summary>Where a replay may write: <c>storage/</c>, and the fork origins beside it (a fork's one side file,
+    /// journalled with the fork).</summary>
+    public static bool IsReplayable(StoreLayout layout, string fullPath) =>
+        IsUnder(fullPath, layout.Storage) || IsUnder(fullPath, layout.ForksDir);
+
+    private static bool IsUnder(string path, string dir) =>
+        path.Length > dir.Length + 1 && path[dir.Length] == Path.DirectorySeparatorChar && path.StartsWith(dir, StringComparison.Ordinal);
 
     private static byte[] Encode(string dataDir, IReadOnlyList<(string Path, byte[] Bytes)> files, long[] stamps)
     {
@@ -457,12 +516,13 @@ public sealed class WriteJournal : IDisposable
 
         public string Path { get; }
 
-        public void Append(byte[] record)
+        public void Write(byte[] record)
         {
             RandomAccess.Write(handle, record, end);
-            Native.Fdatasync(handle);
             end += record.Length;
         }
+
+        public void Flush() => Native.Fdatasync(handle);
 
         public void Dispose() => handle.Dispose();
     }

@@ -275,11 +275,11 @@ public static class SessionImporter
                 ProjectResolver.EnsureProjectFile(layout, project, store.Now); // after every check: a refusal writes nothing
             }
 
-            var bulk = new BulkWriter(layout);
+            var bulk = store.NewBulkWriter();
             try
             {
                 // A file that already exists is left alone (OpenCode inserts messages and parts ON CONFLICT DO
-                // NOTHING). New files become visible only in Flush, after their contents are on disk.
+                // NOTHING). New folders move into storage/ whole; the session file, written last, makes them visible.
                 bulk.WriteEach(data.Messages, (m, w) =>
                 {
                     string messageId = m.Info["id"]!.GetValue<string>();
@@ -288,10 +288,11 @@ public static class SessionImporter
                     {
                         WriteNew(w, layout.PartFile(messageId, p["id"]!.GetValue<string>()), p);
                     }
+
+                    w.Seal(layout.PartDir(messageId)); // complete: into storage/ while the others are written
                 }, ct);
 
                 ct.ThrowIfCancellationRequested();
-                bulk.Flush();
 
                 // The session file last: until it exists, nobody lists the session.
                 info = current ?? (JsonObject)data.Info.DeepClone();
@@ -300,7 +301,7 @@ public static class SessionImporter
                     Override(info, project);
                 }
 
-                store.WriteSessionFile(targetProject, info);
+                store.CommitBulk(bulk, targetProject, info);
             }
             catch
             {
@@ -336,13 +337,7 @@ public static class SessionImporter
         }
     }
 
-    private static void WriteNew(BulkWriter w, string file, JsonObject obj)
-    {
-        if (!File.Exists(file))
-        {
-            w.Write(file, JsJson.ToBytes(obj));
-        }
-    }
+    private static void WriteNew(BulkWriter w, string file, JsonObject obj) => w.WriteNew(file, JsJson.ToBytes(obj));
 
     private static void Guard(Action validate)
     {

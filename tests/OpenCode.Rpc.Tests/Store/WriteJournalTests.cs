@@ -229,6 +229,103 @@ public sealed class WriteJournalTests
         }
     }
 
+    [Fact]
+    public void ABulkCommit_IsOneJournalledBatch_WithTheGateLast_AndWhatACrashLostComesBackAfterTheReboot()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string existingDir = Path.Combine(layout.Storage, "message", "ses_a");
+        Directory.CreateDirectory(existingDir);
+        string kept = Path.Combine(existingDir, "msg_old.json");
+        File.WriteAllText(kept, "{\"mine\":1}");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        var bulk = new BulkWriter(layout, journal);
+        string part = layout.PartFile("msg_000000000001AAAAAAAAAAAAAA", "prt_000000000001AAAAAAAAAAAAAA");
+        string message = Path.Combine(existingDir, "msg_new.json");
+        string origin = Path.Combine(layout.SideDir, "forks", "ses_a.json");
+        string share = Path.Combine(layout.SideDir, "share-deletes", "x.json");
+        bulk.WriteEach(new[] { part, message }, (f, w) => w.Write(f, Encoding.UTF8.GetBytes($"{{\"f\":\"{Path.GetFileName(f)}\"}}")), default);
+        bulk.WriteNew(kept, "{\"theirs\":1}"u8.ToArray()); // a re-import keeps what is there, and journals nothing of it
+        bulk.Write(origin, "{\"o\":1}"u8.ToArray());
+        bulk.Write(share, "{\"s\":1}"u8.ToArray()); // no replay may write here: written durably by itself
+        string gate = layout.SessionFile("p", "ses_a");
+        bulk.Commit(gate, "{\"id\":\"ses_a\"}"u8.ToArray());
+
+        Assert.Equal("{\"f\":\"prt_000000000001AAAAAAAAAAAAAA.json\"}", File.ReadAllText(part));
+        Assert.Equal("{\"f\":\"msg_new.json\"}", File.ReadAllText(message));
+        Assert.Equal("{\"mine\":1}", File.ReadAllText(kept));
+        Assert.Equal("{\"o\":1}", File.ReadAllText(origin));
+        Assert.Equal("{\"s\":1}", File.ReadAllText(share));
+        var records = Records(layout);
+        Assert.Equal(Rel(layout, gate), records[^1].Rel);
+        Assert.Equal([Rel(layout, origin), Rel(layout, message), Rel(layout, part)], records.SkipLast(1).Select(r => r.Rel).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.GetFiles(layout.Storage, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories));
+
+        // The machine crashes: the part's data never reached the disk, the message's and the gate's renames neither.
+        long stamp = records[^1].Stamp;
+        journal.Abandon();
+        File.WriteAllText(part, "");
+        File.SetLastWriteTimeUtc(part, new DateTime(stamp, DateTimeKind.Utc).AddSeconds(-1));
+        File.Delete(message);
+        File.Delete(gate);
+        File.Delete(origin);
+
+        Assert.Equal(4, WriteJournal.Recover(layout, bootId: BootB));
+        Assert.Equal("{\"o\":1}", File.ReadAllText(origin));
+        Assert.Equal("{\"f\":\"prt_000000000001AAAAAAAAAAAAAA.json\"}", File.ReadAllText(part));
+        Assert.Equal("{\"f\":\"msg_new.json\"}", File.ReadAllText(message));
+        Assert.Equal("{\"id\":\"ses_a\"}", File.ReadAllText(gate));
+        Assert.Equal("{\"mine\":1}", File.ReadAllText(kept));
+    }
+
+    [Fact]
+    public void ABulkCommit_OverTheJournalCap_IsMadeDurableInItsFiles_AndJournalsNothing()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        Directory.CreateDirectory(layout.Storage);
+        using var journal = new WriteJournal(layout, bootId: BootA);
+        var bulk = new BulkWriter(layout, journal);
+        string big = layout.PartFile("msg_000000000001AAAAAAAAAAAAAA", "prt_000000000001AAAAAAAAAAAAAA");
+        byte[] bytes = new byte[BulkWriter.JournalCap + 1];
+        bytes.AsSpan().Fill((byte)'x');
+        bulk.Write(big, bytes);
+        string gate = layout.SessionFile("p", "ses_a");
+        bulk.Commit(gate, "{}"u8.ToArray());
+
+        Assert.Equal(bytes.Length, new FileInfo(big).Length);
+        Assert.Equal("{}", File.ReadAllText(gate));
+        Assert.Empty(Records(layout));
+    }
+
+    [Fact]
+    public async Task AFork_IsCommittedThroughTheStoresJournal_WithItsSessionFileLast()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        var store = new SessionStore(layout);
+        store.Initialize();
+        var session = await store.CreateSessionAsync(ProjectResolver.Resolve(dirs.ProjectDir), "t", null, CancellationToken.None);
+        string sid = session["id"]!.GetValue<string>();
+        var message = await store.UpdateMessageAsync(
+            new JsonObject { ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1 }, ["agent"] = "build", ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" } },
+            CancellationToken.None);
+        await store.UpdatePartAsync(new JsonObject { ["sessionID"] = sid, ["messageID"] = message["id"]!.GetValue<string>(), ["type"] = "text", ["text"] = "hi" }, null, CancellationToken.None);
+        store.BeforeRemoval(); // a checkpoint: the journal now holds only what the fork writes
+
+        var fork = await new ForkService(store).ForkAsync(sid, null, inclusive: false, CancellationToken.None);
+
+        string forkId = fork["id"]!.GetValue<string>();
+        var rels = Records(layout).Select(r => r.Rel).ToList();
+        Assert.EndsWith($"/{forkId}.json", rels[^1], StringComparison.Ordinal);
+        Assert.StartsWith("storage/session/", rels[^1], StringComparison.Ordinal);
+        Assert.Contains(rels, r => r.StartsWith($"storage/message/{forkId}/", StringComparison.Ordinal));
+        Assert.Contains(rels, r => r.StartsWith("storage/part/", StringComparison.Ordinal));
+        Assert.Single(store.ListMessages(forkId, null, null));
+    }
+
+    private static string Rel(StoreLayout layout, string path) => Path.GetRelativePath(layout.DataDir, path);
+
     private static List<string> Segments(StoreLayout layout) =>
         Directory.Exists(WriteJournal.JournalRoot(layout))
             ? Directory.GetFiles(WriteJournal.JournalRoot(layout), "seg-*.wal", SearchOption.AllDirectories).ToList()
