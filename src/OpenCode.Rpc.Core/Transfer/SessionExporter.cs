@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using OpenCode.Rpc.Core.Json;
 using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
 
 namespace OpenCode.Rpc.Core.Transfer;
 
@@ -96,11 +97,12 @@ public static partial class SessionExporter
         }
 
         Raw(w, ",\n  \"messages\": [\n"u8);
+        var ahead = new PartsAhead(store, messages, ct);
         for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
             var m = messages[i];
-            var parts = store.ReadPartsShared(m["id"]!.GetValue<string>());
+            var parts = await ahead.GetAsync(i).ConfigureAwait(false);
             if (sanitize)
             {
                 m = (JsonObject)m.DeepClone();
@@ -143,6 +145,41 @@ public static partial class SessionExporter
         Raw(w, "  ]\n}\n"u8);
     }
 
+    /// <summary>
+    /// Reads the parts of the messages ahead of the writer: a window of messages at a time, on every core, the next
+    /// window while the current one is written. A long session is thousands of small part folders; read one after
+    /// another between writes, their syscalls paced the whole export. At most two windows are held, so a session of
+    /// huge tool outputs still streams.
+    /// </summary>
+    private sealed class PartsAhead(SessionStore store, List<JsonObject> messages, CancellationToken ct)
+    {
+        private const int Window = 16;
+        private IReadOnlyList<JsonObject>[]? current;
+        private int currentStart = -1;
+        private Task<IReadOnlyList<JsonObject>[]>? next;
+
+        public async ValueTask<IReadOnlyList<JsonObject>> GetAsync(int i)
+        {
+            int start = i / Window * Window;
+            if (start != currentStart)
+            {
+                current = next is not null ? await next.ConfigureAwait(false) : Read(start);
+                currentStart = start;
+                int following = start + Window;
+                next = following < messages.Count ? Task.Run(() => Read(following), ct) : null;
+            }
+
+            return current![i - start];
+        }
+
+        private IReadOnlyList<JsonObject>[] Read(int start)
+        {
+            var window = new IReadOnlyList<JsonObject>[Math.Min(Window, messages.Count - start)];
+            IoParallel.For(window.Length, k => window[k] = store.ReadPartsShared(messages[start + k]["id"]!.GetValue<string>()), ct);
+            return window;
+        }
+    }
+
     private static void Raw(PipeWriter w, ReadOnlySpan<byte> bytes)
     {
         var span = w.GetSpan(bytes.Length);
@@ -163,10 +200,12 @@ public static partial class SessionExporter
         sb.Append("**Updated:** ").Append(LocaleString(Num(info["time"]?["updated"]))).Append("\n\n");
         sb.Append("---\n\n");
         Text(w, sb.ToString());
-        foreach (var m in messages)
+        var ahead = new PartsAhead(store, messages, ct);
+        for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
-            var parts = store.ReadPartsShared(m["id"]!.GetValue<string>());
+            var m = messages[i];
+            var parts = await ahead.GetAsync(i).ConfigureAwait(false);
             sb.Clear();
             FormatMessage(sb, m, parts, o);
             sb.Append("---\n\n");
