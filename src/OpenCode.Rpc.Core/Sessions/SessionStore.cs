@@ -445,10 +445,13 @@ public sealed class SessionStore
     }
 
     /// <summary><see cref="ReadParts"/> from the read cache. Shared objects: never change them.</summary>
-    public IReadOnlyList<JsonObject> ReadPartsShared(string messageId)
+    public IReadOnlyList<JsonObject> ReadPartsShared(string messageId) => ReadPartsShared(messageId, out _);
+
+    /// <summary>The same, with the parts' file sizes added up (what a reader ahead of a writer holds in memory).</summary>
+    public IReadOnlyList<JsonObject> ReadPartsShared(string messageId, out long bytes)
     {
         using var root = FileStamps.OpenRoot(Layout.Storage);
-        return SortedParts(root, Layout.PartDir(messageId));
+        return SortedParts(root, Layout.PartDir(messageId), out bytes);
     }
 
     // CompareMessages's order (created, then id), with the keys the cache read once per file.
@@ -463,7 +466,9 @@ public sealed class SessionStore
         return list;
     }
 
-    private JsonObject[] SortedParts(StampRoot root, string partDir)
+    private JsonObject[] SortedParts(StampRoot root, string partDir) => SortedParts(root, partDir, out _);
+
+    private JsonObject[] SortedParts(StampRoot root, string partDir, out long bytes)
     {
         var parts = readCache.ReadDir(root, partDir);
         if (parts.Count > 1)
@@ -472,9 +477,11 @@ public sealed class SessionStore
         }
 
         var values = new JsonObject[parts.Count];
+        bytes = 0;
         for (int i = 0; i < values.Length; i++)
         {
             values[i] = parts[i].Value;
+            bytes += parts[i].Length;
         }
 
         return values;

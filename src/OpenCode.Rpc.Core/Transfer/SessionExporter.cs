@@ -148,36 +148,43 @@ public static partial class SessionExporter
     /// <summary>
     /// Reads the parts of the messages ahead of the writer: a window of messages at a time, on every core, the next
     /// window while the current one is written. A long session is thousands of small part folders; read one after
-    /// another between writes, their syscalls paced the whole export. At most two windows are held, so a session of
-    /// huge tool outputs still streams.
+    /// another between writes, their syscalls paced the whole export. A window holds up to 16 messages and about
+    /// <see cref="WindowBytes"/> of part files at the heaviest message's weight so far, and at most two are held, so a
+    /// session of huge tool outputs still streams in a few MB.
     /// </summary>
     private sealed class PartsAhead(SessionStore store, List<JsonObject> messages, CancellationToken ct)
     {
-        private const int Window = 16;
-        private IReadOnlyList<JsonObject>[]? current;
-        private int currentStart = -1;
-        private Task<IReadOnlyList<JsonObject>[]>? next;
+        private const int MaxWindow = 16;
+        private const long WindowBytes = 2 << 20;
+        private Window? current;
+        private Task<Window>? next;
+        private long heaviest; // the most part bytes one message has had so far
 
         public async ValueTask<IReadOnlyList<JsonObject>> GetAsync(int i)
         {
-            int start = i / Window * Window;
-            if (start != currentStart)
+            if (current is null || i >= current.Start + current.Parts.Length)
             {
-                current = next is not null ? await next.ConfigureAwait(false) : Read(start);
-                currentStart = start;
-                int following = start + Window;
-                next = following < messages.Count ? Task.Run(() => Read(following), ct) : null;
+                current = next is not null ? await next.ConfigureAwait(false) : Read(i, 1);
+                heaviest = Math.Max(heaviest, current.Heaviest);
+                int following = current.Start + current.Parts.Length;
+                // Windows start at one message and double while messages stay light; one heavy message (a big tool
+                // output) shrinks them to what fits in WindowBytes at that weight.
+                int count = (int)Math.Min(current.Parts.Length * 2L, Math.Clamp(WindowBytes / Math.Max(1, heaviest), 1, MaxWindow));
+                next = following < messages.Count ? Task.Run(() => Read(following, count), ct) : null;
             }
 
-            return current![i - start];
+            return current.Parts[i - current.Start];
         }
 
-        private IReadOnlyList<JsonObject>[] Read(int start)
+        private Window Read(int start, int count)
         {
-            var window = new IReadOnlyList<JsonObject>[Math.Min(Window, messages.Count - start)];
-            IoParallel.For(window.Length, k => window[k] = store.ReadPartsShared(messages[start + k]["id"]!.GetValue<string>()), ct);
-            return window;
+            var parts = new IReadOnlyList<JsonObject>[Math.Min(count, messages.Count - start)];
+            var bytes = new long[parts.Length];
+            IoParallel.For(parts.Length, k => parts[k] = store.ReadPartsShared(messages[start + k]["id"]!.GetValue<string>(), out bytes[k]), ct);
+            return new Window(start, parts, bytes.Max());
         }
+
+        private sealed record Window(int Start, IReadOnlyList<JsonObject>[] Parts, long Heaviest);
     }
 
     private static void Raw(PipeWriter w, ReadOnlySpan<byte> bytes)

@@ -175,15 +175,7 @@ public sealed class WriteJournalTests
     {
         using var dirs = new TestDirs();
         var layout = new StoreLayout(dirs.DataDir);
-        var store = new SessionStore(layout);
-        store.Initialize();
-        var session = await store.CreateSessionAsync(ProjectResolver.Resolve(dirs.ProjectDir), "t", null, CancellationToken.None);
-        string sid = session["id"]!.GetValue<string>();
-        var message = await store.UpdateMessageAsync(
-            new JsonObject { ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1 }, ["agent"] = "build", ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" } },
-            CancellationToken.None);
-        string mid = message["id"]!.GetValue<string>();
-        await store.UpdatePartAsync(new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hi" }, null, CancellationToken.None);
+        var (store, sid, mid) = await StoreWithATurnAsync(dirs, layout);
 
         var written = Records(layout).Select(r => r.Rel).ToList();
         Assert.Contains($"storage/message/{sid}/{mid}.json", written);
@@ -303,14 +295,7 @@ public sealed class WriteJournalTests
     {
         using var dirs = new TestDirs();
         var layout = new StoreLayout(dirs.DataDir);
-        var store = new SessionStore(layout);
-        store.Initialize();
-        var session = await store.CreateSessionAsync(ProjectResolver.Resolve(dirs.ProjectDir), "t", null, CancellationToken.None);
-        string sid = session["id"]!.GetValue<string>();
-        var message = await store.UpdateMessageAsync(
-            new JsonObject { ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1 }, ["agent"] = "build", ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" } },
-            CancellationToken.None);
-        await store.UpdatePartAsync(new JsonObject { ["sessionID"] = sid, ["messageID"] = message["id"]!.GetValue<string>(), ["type"] = "text", ["text"] = "hi" }, null, CancellationToken.None);
+        var (store, sid, _) = await StoreWithATurnAsync(dirs, layout);
         store.BeforeRemoval(); // a checkpoint: the journal now holds only what the fork writes
 
         var fork = await new ForkService(store).ForkAsync(sid, null, inclusive: false, CancellationToken.None);
@@ -322,6 +307,21 @@ public sealed class WriteJournalTests
         Assert.Contains(rels, r => r.StartsWith($"storage/message/{forkId}/", StringComparison.Ordinal));
         Assert.Contains(rels, r => r.StartsWith("storage/part/", StringComparison.Ordinal));
         Assert.Single(store.ListMessages(forkId, null, null));
+    }
+
+    /// <summary>A store with one session holding a user message and its text part, written through the store.</summary>
+    private static async Task<(SessionStore Store, string SessionId, string MessageId)> StoreWithATurnAsync(TestDirs dirs, StoreLayout layout)
+    {
+        var store = new SessionStore(layout);
+        store.Initialize();
+        var session = await store.CreateSessionAsync(ProjectResolver.Resolve(dirs.ProjectDir), "t", null, CancellationToken.None);
+        string sid = session["id"]!.GetValue<string>();
+        var message = await store.UpdateMessageAsync(
+            new JsonObject { ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1 }, ["agent"] = "build", ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" } },
+            CancellationToken.None);
+        string mid = message["id"]!.GetValue<string>();
+        await store.UpdatePartAsync(new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hi" }, null, CancellationToken.None);
+        return (store, sid, mid);
     }
 
     private static string Rel(StoreLayout layout, string path) => Path.GetRelativePath(layout.DataDir, path);
