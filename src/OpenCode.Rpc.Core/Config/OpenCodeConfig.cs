@@ -4,25 +4,25 @@ using System.Text.Json.Nodes;
 namespace OpenCode.Rpc.Core.Config;
 
 /// <summary>Where config files are looked for. Injectable so tests never read the real home.</summary>
-/// <param name="GlobalDir">The global config dir (<c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>,
-/// else <c>~/.config/opencode</c>). Null means "no global config".</param>
-public sealed record ConfigLocations(string? GlobalDir)
+/// <param name="GlobalDir">The global config dir (<c>$XDG_CONFIG_HOME/opencode</c>, else <c>~/.config/opencode</c>).
+/// Null means "no global config".</param>
+/// <param name="ExtraDir"><c>$OPENCODE_CONFIG_DIR</c>: read in addition, last, as one more <c>.opencode</c> folder
+/// (checked against the real 1.1.65 and 1.18.33 <c>opencode debug config</c>: it beats the project's files).</param>
+public sealed record ConfigLocations(string? GlobalDir, string? ExtraDir = null)
 {
     /// <summary>The locations OpenCode itself uses, from the environment.</summary>
     public static ConfigLocations FromEnvironment()
     {
-        string? explicitDir = Environment.GetEnvironmentVariable("OPENCODE_CONFIG_DIR");
-        if (!string.IsNullOrEmpty(explicitDir) && Path.IsPathRooted(explicitDir))
-        {
-            return new ConfigLocations(explicitDir);
-        }
-
+        string? extra = Environment.GetEnvironmentVariable("OPENCODE_CONFIG_DIR");
         string? xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
         string root = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg)
             ? xdg
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
-        return new ConfigLocations(Path.Combine(root, "opencode"));
+        return new ConfigLocations(Path.Combine(root, "opencode"), !string.IsNullOrEmpty(extra) && Path.IsPathRooted(extra) ? extra : null);
     }
+
+    /// <summary><paramref name="configDir"/> (an explicit <c>--config-dir</c>, which replaces both) or the environment's.</summary>
+    public static ConfigLocations For(string? configDir) => configDir is { } dir ? new ConfigLocations(dir) : FromEnvironment();
 }
 
 /// <summary>A config file that exists but is not valid JSONC. Names the file and the position.</summary>
@@ -42,7 +42,8 @@ public sealed class ConfigInvalidException(string path, string reason, Exception
 /// <item>the project's <c>opencode.jsonc</c> files from the worktree root down to the directory, then its
 /// <c>opencode.json</c> files in the same order (so a <c>.json</c> anywhere beats a <c>.jsonc</c>);</item>
 /// <item>the project's <c>.opencode/</c> folders from the directory up to the worktree root, each
-/// <c>opencode.jsonc</c> then <c>opencode.json</c> (so an outer <c>.opencode</c> beats an inner one).</item>
+/// <c>opencode.jsonc</c> then <c>opencode.json</c> (so an outer <c>.opencode</c> beats an inner one);</item>
+/// <item><c>$OPENCODE_CONFIG_DIR</c>'s <c>opencode.jsonc</c> then <c>opencode.json</c> (not its <c>config.json</c>).</item>
 /// </list>
 /// Comments and trailing commas are allowed, as OpenCode's JSONC parser does. Only the keys we act on are typed;
 /// <see cref="Raw"/> keeps the whole merged object so other features read their own keys from one place.
@@ -122,6 +123,14 @@ public sealed class OpenCodeConfig
             foreach (var name in ProjectFileNames)
             {
                 MergeFile(Path.Combine(dirs[i], ".opencode", name), merged, sources);
+            }
+        }
+
+        if (locations.ExtraDir is { } extra)
+        {
+            foreach (var name in ProjectFileNames)
+            {
+                MergeFile(Path.Combine(extra, name), merged, sources);
             }
         }
 

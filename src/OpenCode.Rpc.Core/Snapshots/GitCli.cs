@@ -101,7 +101,15 @@ internal sealed class GitCli(string gitDir, string workTree)
             }
         }
 
-        p.StandardInput.Close();
+        try
+        {
+            p.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // the same early exit, seen when the pipe is closed (found by GitTrack_WaitsForAnIndexLockHeldByAnotherGit)
+        }
+
         byte[] stdout = await outTask.ConfigureAwait(false);
         string stderr = await errTask.ConfigureAwait(false);
         await p.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);

@@ -39,11 +39,11 @@ public static class CliApp
     /// <summary>A <c>--config-dir</c> option for a verb that reads OpenCode's config (one instance per command).</summary>
     public static Option<string?> NewConfigDirOption() => new("--config-dir")
     {
-        Description = "global OpenCode config dir (default: $OPENCODE_CONFIG_DIR, else $XDG_CONFIG_HOME/opencode, else ~/.config/opencode)",
+        Description = "global OpenCode config dir, used alone (default: $XDG_CONFIG_HOME/opencode, else ~/.config/opencode, plus $OPENCODE_CONFIG_DIR read last)",
     };
 
     public static ConfigLocations ConfigLocations(ParseResult pr, Option<string?> configDir) =>
-        pr.GetValue(configDir) is { Length: > 0 } d ? new ConfigLocations(Path.GetFullPath(d)) : Core.Config.ConfigLocations.FromEnvironment();
+        Core.Config.ConfigLocations.For(pr.GetValue(configDir) is { Length: > 0 } d ? Path.GetFullPath(d) : null);
 
     /// <summary>The project's merged OpenCode config, as the sidecar reads it.</summary>
     public static OpenCodeConfig Config(ParseResult pr, Option<string?> configDir, Core.Projects.ProjectInfo project) =>

@@ -16,7 +16,7 @@ public static class ServeCommand
         };
         var configDir = new Option<string?>("--config-dir")
         {
-            Description = "global OpenCode config dir (default: $OPENCODE_CONFIG_DIR, else $XDG_CONFIG_HOME/opencode, else ~/.config/opencode)",
+            Description = "global OpenCode config dir, used alone (default: $XDG_CONFIG_HOME/opencode, else ~/.config/opencode, plus $OPENCODE_CONFIG_DIR read last)",
         };
         var watch = new Option<bool>("--watch-store")
         {

@@ -19,7 +19,7 @@ public sealed partial class CompactionTarget
     public CompactionTarget(ServerContext ctx)
     {
         this.ctx = ctx;
-        var locations = ctx.Options.ConfigDir is { } dir ? new ConfigLocations(dir) : ConfigLocations.FromEnvironment();
+        var locations = ConfigLocations.For(ctx.Options.ConfigDir);
         service = new CompactionService(ctx.Store, () => ctx.Project, locations, clientSummarizer: () => ctx.Rpc is null ? null : new ClientSummarizer(ctx), log: ctx.Log);
         ctx.Compaction = service;
         ctx.Store.MessageWrittenHook = service;

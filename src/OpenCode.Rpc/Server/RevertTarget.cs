@@ -20,7 +20,7 @@ public sealed partial class RevertTarget
     public RevertTarget(ServerContext ctx)
     {
         this.ctx = ctx;
-        var locations = ctx.Options.ConfigDir is { } dir ? new ConfigLocations(dir) : ConfigLocations.FromEnvironment();
+        var locations = ConfigLocations.For(ctx.Options.ConfigDir);
         service = new RevertService(ctx.Store, () => ctx.Project, locations, log: ctx.Log);
         ctx.Store.WriteHook = service;
 

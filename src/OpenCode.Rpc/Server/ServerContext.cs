@@ -14,7 +14,7 @@ namespace OpenCode.Rpc.Server;
 /// <param name="DataDir">The data dir (default <c>$XDG_DATA_HOME/opencode</c>).</param>
 /// <param name="DefaultDirectory">The project dir used when <c>initialize</c> names none.</param>
 /// <param name="MaxFrameBytes">Largest accepted request frame.</param>
-/// <param name="ConfigDir">The global OpenCode config dir; null: <c>$OPENCODE_CONFIG_DIR</c>, else <c>$XDG_CONFIG_HOME/opencode</c>.</param>
+/// <param name="ConfigDir">The global OpenCode config dir, used alone; null: <c>$XDG_CONFIG_HOME/opencode</c> plus <c>$OPENCODE_CONFIG_DIR</c> (see ConfigLocations).</param>
 /// <param name="WatchStore">Report store changes made by other processes as notifications (<see cref="StoreWatcher"/>).</param>
 /// <param name="ImportLimits">Caps on one <c>session/import</c> (bytes, depth, messages, parts); null: <see cref="ImportLimits.Default"/>.</param>
 public sealed record ServerOptions(string DataDir, string DefaultDirectory, long MaxFrameBytes = ServerOptions.DefaultMaxFrameBytes, string? ConfigDir = null, bool WatchStore = false, ImportLimits? ImportLimits = null)
@@ -25,7 +25,7 @@ public sealed record ServerOptions(string DataDir, string DefaultDirectory, long
 
     /// <summary>Where OpenCode config files are read: <see cref="ConfigDir"/> when given (tests, <c>--config-dir</c>),
     /// else OpenCode's own locations from the environment.</summary>
-    public ConfigLocations ConfigLocations => ConfigDir is { } dir ? new ConfigLocations(dir) : ConfigLocations.FromEnvironment();
+    public ConfigLocations ConfigLocations => ConfigLocations.For(ConfigDir);
 }
 
 /// <summary>State shared by the RPC targets of one connection: the store, the project chosen at
