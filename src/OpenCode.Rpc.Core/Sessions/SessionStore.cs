@@ -782,7 +782,19 @@ public sealed class SessionStore
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            if (Native.IsUnix)
+            {
+                if (Native.ReadFile(path) is not { } read)
+                {
+                    return null;
+                }
+
+                bytes = read;
+            }
+            else
+            {
+                bytes = File.ReadAllBytes(path);
+            }
         }
         catch (FileNotFoundException)
         {

@@ -17,12 +17,20 @@ internal static partial class Native
     internal const int LOCK_UN = 8;
     private const int LOCK_NB = 4;
     private const int EINTR = 4;
+    private const int ENOENT = 2;
+    private const int ENOTDIR = 20;
+
+    [ThreadStatic]
+    private static byte[]? readBuffer;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags, int mode);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial nint ReadFd(int fd, byte* buf, nint count);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
@@ -56,6 +64,63 @@ internal static partial class Native
         if (IsUnix && FdatasyncHandle(handle) != 0)
         {
             throw new IOException($"fdatasync failed (errno {Marshal.GetLastPInvokeError()}).");
+        }
+    }
+
+    /// <summary>
+    /// A whole small file in three syscalls (open, read, close), or null when it does not exist. .NET's
+    /// <c>File.ReadAllBytes</c> adds two <c>fstat</c>s per file, and the store reads thousands of small files per call
+    /// (an export of 2,000 messages reads 6,000). A read shorter than asked is the end of a regular file.
+    /// </summary>
+    internal static unsafe byte[]? ReadFile(string path)
+    {
+        int fd = Open(path, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR)
+            {
+                return null;
+            }
+
+            throw new IOException($"Cannot open {path} (errno {errno}).");
+        }
+
+        try
+        {
+            byte[] buf = readBuffer ??= new byte[64 * 1024];
+            int total = 0;
+            while (true)
+            {
+                nint n;
+                fixed (byte* p = buf)
+                {
+                    n = ReadFd(fd, p + total, buf.Length - total);
+                }
+
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == EINTR)
+                    {
+                        continue;
+                    }
+
+                    throw new IOException($"Cannot read {path} (errno {errno}).");
+                }
+
+                total += (int)n;
+                if (n == 0 || total < buf.Length)
+                {
+                    return buf.AsSpan(0, total).ToArray();
+                }
+
+                Array.Resize(ref buf, checked(buf.Length * 2)); // a big file: this call's own buffer, not kept
+            }
+        }
+        finally
+        {
+            Close(fd);
         }
     }
 
