@@ -777,8 +777,12 @@ public sealed class SessionStore
 
     /// <summary>Reads a store object; null when the file does not exist. A file that exists but does not parse is
     /// a <see cref="StoreCorruptException"/> naming it.</summary>
-    public static JsonObject? ReadObject(string path)
+    public static JsonObject? ReadObject(string path) => ReadObject(path, out _);
+
+    /// <summary><see cref="ReadObject(string)"/>, with the file's length in bytes.</summary>
+    public static JsonObject? ReadObject(string path, out int length)
     {
+        length = 0;
         byte[] bytes;
         try
         {
@@ -805,6 +809,7 @@ public sealed class SessionStore
             return null;
         }
 
+        length = bytes.Length;
         try
         {
             return JsJson.ParseOwned(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");

@@ -142,6 +142,11 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
     /// in <paramref name="gone"/>) or unreadable.</summary>
     private Entry? Read(StampRoot root, string path, DateTime now, long use, ref int gone)
     {
+        if (capBytes <= 0)
+        {
+            return ReadUncached(path, use, ref gone);
+        }
+
         var stamp = root.Of(path);
         if (!stamp.Exists || stamp.IsDirectory)
         {
@@ -195,6 +200,31 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
         }
 
         return entry;
+    }
+
+    /// <summary>A cache that keeps nothing (a CLI verb reads each file once) has no stamp to compare, so it skips the
+    /// <c>statx</c>: a file that is gone reads as null.</summary>
+    private Entry? ReadUncached(string path, long use, ref int gone)
+    {
+        JsonObject? value;
+        int length;
+        try
+        {
+            value = SessionStore.ReadObject(path, out length);
+        }
+        catch (StoreCorruptException ex)
+        {
+            warn($"skipping {ex.Message}");
+            return null;
+        }
+
+        if (value is null)
+        {
+            Interlocked.Increment(ref gone);
+            return null;
+        }
+
+        return new Entry(0, length, false, value, Str(value["id"]), SessionStore.Created(value)) { LastUse = use };
     }
 
     private static string? Str(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
