@@ -163,22 +163,8 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
             return e;
         }
 
-        JsonObject? value;
-        try
+        if (Parse(path, out _, ref gone) is not { } value)
         {
-            value = SessionStore.ReadObject(path);
-        }
-        catch (StoreCorruptException ex)
-        {
-            Forget(path);
-            warn($"skipping {ex.Message}");
-            return null;
-        }
-
-        if (value is null)
-        {
-            Forget(path);
-            Interlocked.Increment(ref gone);
             return null;
         }
 
@@ -204,27 +190,35 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
 
     /// <summary>A cache that keeps nothing (a CLI verb reads each file once) has no stamp to compare, so it skips the
     /// <c>statx</c>: a file that is gone reads as null.</summary>
-    private Entry? ReadUncached(string path, long use, ref int gone)
+    private Entry? ReadUncached(string path, long use, ref int gone) =>
+        Parse(path, out int length, ref gone) is { } value
+            ? new Entry(0, length, false, value, Str(value["id"]), SessionStore.Created(value)) { LastUse = use }
+            : null;
+
+    /// <summary>The file parsed; null, and forgotten, when it is gone (counted in <paramref name="gone"/>) or does not
+    /// parse (reported through the warning callback).</summary>
+    private JsonObject? Parse(string path, out int length, ref int gone)
     {
         JsonObject? value;
-        int length;
         try
         {
             value = SessionStore.ReadObject(path, out length);
         }
         catch (StoreCorruptException ex)
         {
+            Forget(path);
             warn($"skipping {ex.Message}");
+            length = 0;
             return null;
         }
 
         if (value is null)
         {
+            Forget(path);
             Interlocked.Increment(ref gone);
-            return null;
         }
 
-        return new Entry(0, length, false, value, Str(value["id"]), SessionStore.Created(value)) { LastUse = use };
+        return value;
     }
 
     private static string? Str(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;

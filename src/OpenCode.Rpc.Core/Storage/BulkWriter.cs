@@ -27,7 +27,6 @@ namespace OpenCode.Rpc.Core.Storage;
 public sealed class BulkWriter
 {
     private readonly StoreLayout layout;
-    private readonly string storage;
     private readonly string stagingRoot;
     private readonly ConcurrentDictionary<string, string> staged = new(StringComparer.Ordinal); // final folder -> staging folder
     private readonly ConcurrentBag<(string Temp, string Path)> pending = [];
@@ -44,7 +43,6 @@ public sealed class BulkWriter
     public BulkWriter(StoreLayout layout, WriteJournal? journal = null)
     {
         this.layout = layout;
-        storage = layout.Storage;
         stagingRoot = Path.Combine(layout.StagingDir, $"{Environment.ProcessId}-{Guid.NewGuid():N}");
         this.journal = journal;
     }
@@ -69,11 +67,6 @@ public sealed class BulkWriter
             return;
         }
 
-        WriteHere(path, bytes, ifNew);
-    }
-
-    private void WriteHere(string path, byte[] bytes, bool ifNew)
-    {
         string dir = Path.GetDirectoryName(path)!;
         string target;
         if (staged.TryGetValue(dir, out var stage) || !Directory.Exists(dir))
@@ -106,25 +99,19 @@ public sealed class BulkWriter
     /// </summary>
     public void Commit(string gatePath, byte[] gateBytes)
     {
-        if (!Journaling)
-        {
-            foreach (var (path, bytes) in outside)
-            {
-                WriteHere(path, bytes, ifNew: false);
-            }
-
-            outside.Clear();
-            Flush();
-            AtomicFile.Write(gatePath, gateBytes);
-            published.Enqueue(gatePath);
-            return;
-        }
-
         // Files outside the journal's reach first, durably, so the batch is never visible without them.
         foreach (var (path, bytes) in outside)
         {
             AtomicFile.Write(path, bytes);
             published.Enqueue(path);
+        }
+
+        if (!Journaling)
+        {
+            Flush();
+            AtomicFile.Write(gatePath, gateBytes);
+            published.Enqueue(gatePath);
+            return;
         }
 
         Publish();
@@ -151,9 +138,9 @@ public sealed class BulkWriter
     /// contents, the renames, one syncfs for the renames.</summary>
     public void Flush()
     {
-        Native.SyncFileSystem(storage);
+        Native.SyncFileSystem(layout.Storage);
         Publish();
-        Native.SyncFileSystem(storage);
+        Native.SyncFileSystem(layout.Storage);
         DeleteStaging();
     }
 

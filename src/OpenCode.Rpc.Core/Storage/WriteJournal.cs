@@ -147,21 +147,16 @@ public sealed class WriteJournal : IDisposable
         var records = new List<byte[]>();
         var chunk = new List<(string Path, byte[] Bytes)>();
         long chunkBytes = 0;
-        foreach (var f in files)
+        for (int i = 0; i < files.Count; i++)
         {
-            chunk.Add(f);
-            chunkBytes += f.Bytes.Length;
-            if (chunk.Count == ushort.MaxValue || chunkBytes >= RecordChunkBytes)
+            chunk.Add(files[i]);
+            chunkBytes += files[i].Bytes.Length;
+            if (chunk.Count == ushort.MaxValue || chunkBytes >= RecordChunkBytes || i == files.Count - 1)
             {
                 records.Add(Encode(layout.DataDir, chunk, Enumerable.Repeat(stamp, chunk.Count).ToArray()));
                 chunk.Clear();
                 chunkBytes = 0;
             }
-        }
-
-        if (chunk.Count > 0)
-        {
-            records.Add(Encode(layout.DataDir, chunk, Enumerable.Repeat(stamp, chunk.Count).ToArray()));
         }
 
         Append(records);
