@@ -301,6 +301,44 @@ public static class JsJson
         w.Value(node, depth);
     }
 
+    /// <summary>
+    /// Parses a store file into a document instead of nodes, with the checks of <see cref="ParseOwned"/> (UTF-8, depth,
+    /// duplicate keys). A document is one pass over the bytes and a pooled index of them; nodes are an object per value.
+    /// A one-pass writer (the CLI's export) writes it with <see cref="Write(IBufferWriter{byte}, JsonElement, int)"/>
+    /// and disposes it. The document reads <paramref name="utf8"/> in place: never change the array afterwards.
+    /// </summary>
+    public static JsonDocument ParseDocument(byte[] utf8)
+    {
+        var memory = utf8.AsMemory();
+        if (memory.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
+        {
+            memory = memory[3..];
+        }
+
+        if (!System.Text.Unicode.Utf8.IsValid(memory.Span))
+        {
+            throw new JsonException("The text is not valid UTF-8.");
+        }
+
+        try
+        {
+            return JsonDocument.Parse(memory, DocOptions);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new JsonException(ex.Message, ex);
+        }
+    }
+
+    /// <summary>Writes a parsed element exactly as <see cref="Write(IBufferWriter{byte}, JsonNode?, int, bool)"/> writes the
+    /// same text parsed into nodes: keys in their order, strings and integers copied from the source bytes (escapes
+    /// rewritten the JavaScript way), other numbers formatted as JavaScript does.</summary>
+    public static void Write(IBufferWriter<byte> output, JsonElement element, int depth)
+    {
+        var w = new Writer(output, indented: true);
+        w.Element(element, depth);
+    }
+
     /// <summary>A JSON number as double, whether the node was parsed (JsonElement-backed) or built from a CLR value.</summary>
     public static double? Number(JsonNode? n)
     {
@@ -432,6 +470,84 @@ public static class JsJson
                     break;
                 case JsonValue val:
                     Scalar(val);
+                    break;
+            }
+        }
+
+        public void Element(JsonElement el, int depth)
+        {
+            switch (el.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    bool first = true;
+                    foreach (var prop in el.EnumerateObject())
+                    {
+                        Raw(first ? "{"u8 : ","u8);
+                        first = false;
+                        NewLine(depth + 1);
+                        RawString(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(prop), quoted: false);
+                        Raw(": "u8);
+                        Element(prop.Value, depth + 1);
+                    }
+
+                    if (first)
+                    {
+                        Raw("{}"u8);
+                        return;
+                    }
+
+                    NewLine(depth);
+                    Raw("}"u8);
+                    break;
+                case JsonValueKind.Array:
+                    if (el.GetArrayLength() == 0)
+                    {
+                        Raw("[]"u8);
+                        return;
+                    }
+
+                    Raw("["u8);
+                    bool head = true;
+                    foreach (var item in el.EnumerateArray())
+                    {
+                        if (!head)
+                        {
+                            Raw(","u8);
+                        }
+
+                        head = false;
+                        NewLine(depth + 1);
+                        Element(item, depth + 1);
+                    }
+
+                    NewLine(depth);
+                    Raw("]"u8);
+                    break;
+                case JsonValueKind.String:
+                    RawString(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(el));
+                    break;
+                case JsonValueKind.Number:
+                    // The node writer's order of tries: a whole number within 2^53 as it is (JSON has no leading zeros,
+                    // so its text is the number's own, "-0" aside), anything else through a double.
+                    var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(el);
+                    if (el.TryGetInt64(out long l) && Math.Abs(l) <= (1L << 53))
+                    {
+                        Raw(l == 0 ? "0"u8 : raw);
+                    }
+                    else
+                    {
+                        Ascii(FormatNumber(el.TryGetDouble(out var d) ? d : double.PositiveInfinity));
+                    }
+
+                    break;
+                case JsonValueKind.True:
+                    Raw("true"u8);
+                    break;
+                case JsonValueKind.False:
+                    Raw("false"u8);
+                    break;
+                default:
+                    Raw("null"u8);
                     break;
             }
         }
@@ -743,9 +859,10 @@ public static class JsJson
         /// escaped pair becomes its 4-byte UTF-8, a lone surrogate stays <c>\udXXX</c>); the rest is copied, in slices.
         /// Unescaped bytes need no change: JSON forbids raw controls in strings and the text is valid UTF-8.
         /// </summary>
-        private void RawString(ReadOnlySpan<byte> raw)
+        private void RawString(ReadOnlySpan<byte> raw, bool quoted = true)
         {
-            var body = raw[1..^1];
+            // A property name comes without its quotes (JsonMarshal.GetRawUtf8PropertyName), a value with them.
+            var body = quoted ? raw[1..^1] : raw;
             Raw("\""u8);
             int i = 0;
             while (i < body.Length)

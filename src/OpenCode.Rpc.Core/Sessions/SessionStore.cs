@@ -454,6 +454,77 @@ public sealed class SessionStore
         return SortedParts(root, Layout.PartDir(messageId), out bytes);
     }
 
+    /// <summary>Whether parsed files are kept between reads (a server); a one-shot CLI verb keeps none.</summary>
+    public bool CachesReads => readCache.CapBytes > 0;
+
+    /// <summary>
+    /// The parts of a message as parsed documents in id order, past the read cache, with their file sizes added up:
+    /// for a one-pass writer (the CLI's export), where building nodes only to write them out again cost as much as
+    /// the reads. The caller disposes them. An unreadable file is skipped with a warning, as on every other read.
+    /// </summary>
+    public List<JsonDocument> ReadPartDocuments(string messageId, out long bytes)
+    {
+        bytes = 0;
+        string[] paths;
+        try
+        {
+            paths = Directory.GetFiles(Layout.PartDir(messageId), "*.json");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return [];
+        }
+
+        var read = new List<(string? Id, JsonDocument Doc)>(paths.Length);
+        foreach (var path in paths)
+        {
+            if (ReadBytes(path) is not { } file)
+            {
+                continue; // removed since the listing
+            }
+
+            JsonDocument doc;
+            try
+            {
+                doc = JsJson.ParseDocument(file);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    doc.Dispose();
+                    throw new JsonException("the file does not hold a JSON object");
+                }
+            }
+            catch (JsonException ex)
+            {
+                warn($"skipping {new StoreCorruptException(path, file.Length == 0 ? "it is empty" : ex.Message, ex).Message}");
+                continue;
+            }
+
+            bytes += file.Length;
+            string? id = doc.RootElement.TryGetProperty("id"u8, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            read.Add((id, doc));
+        }
+
+        read.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
+        return read.ConvertAll(r => r.Doc);
+    }
+
+    /// <summary>A store file's bytes; null when it is gone.</summary>
+    private static byte[]? ReadBytes(string path)
+    {
+        try
+        {
+            return Native.IsUnix ? Native.ReadFile(path) : File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
     // CompareMessages's order (created, then id), with the keys the cache read once per file.
     private List<StoreReadCache.Entry> SortedMessageEntries(StampRoot root, string sessionId)
     {
@@ -783,28 +854,7 @@ public sealed class SessionStore
     public static JsonObject? ReadObject(string path, out int length)
     {
         length = 0;
-        byte[] bytes;
-        try
-        {
-            if (Native.IsUnix)
-            {
-                if (Native.ReadFile(path) is not { } read)
-                {
-                    return null;
-                }
-
-                bytes = read;
-            }
-            else
-            {
-                bytes = File.ReadAllBytes(path);
-            }
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-        catch (DirectoryNotFoundException)
+        if (ReadBytes(path) is not { } bytes)
         {
             return null;
         }

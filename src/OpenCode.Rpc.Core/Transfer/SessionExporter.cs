@@ -97,7 +97,37 @@ public static partial class SessionExporter
         }
 
         Raw(w, ",\n  \"messages\": [\n"u8);
-        var ahead = new PartsAhead(store, messages, ct);
+        if (sanitize || store.CachesReads)
+        {
+            // Nodes: the sanitizer edits clones of them, and a server's read cache holds them already parsed.
+            var ahead = new PartsAhead<JsonObject>(messages, id => (store.ReadPartsShared(id, out long b), b), ct);
+            await WriteMessagesAsync(w, messages, sanitize, ahead, (w, p) =>
+            {
+                if (sanitize)
+                {
+                    p = (JsonObject)p.DeepClone();
+                    ExportSanitizer.Part(p);
+                }
+
+                JsJson.Write(w, p, 4);
+            }, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            // A one-shot export (the CLI) reads every part once: straight from parsed documents to the output.
+            var ahead = new PartsAhead<JsonDocument>(messages, id => (store.ReadPartDocuments(id, out long b), b), ct);
+            await WriteMessagesAsync(w, messages, sanitize: false, ahead, static (w, p) =>
+            {
+                JsJson.Write(w, p.RootElement, 4);
+                p.Dispose();
+            }, ct).ConfigureAwait(false);
+        }
+
+        Raw(w, "  ]\n}\n"u8);
+    }
+
+    private static async Task WriteMessagesAsync<T>(PipeWriter w, List<JsonObject> messages, bool sanitize, PartsAhead<T> ahead, Action<PipeWriter, T> writePart, CancellationToken ct)
+    {
         for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
@@ -120,15 +150,8 @@ public static partial class SessionExporter
                 Raw(w, ",\n      \"parts\": [\n"u8);
                 for (int j = 0; j < parts.Count; j++)
                 {
-                    var p = parts[j];
-                    if (sanitize)
-                    {
-                        p = (JsonObject)p.DeepClone();
-                        ExportSanitizer.Part(p);
-                    }
-
                     Raw(w, "        "u8);
-                    JsJson.Write(w, p, 4);
+                    writePart(w, parts[j]);
                     Raw(w, j + 1 < parts.Count ? ",\n"u8 : "\n"u8);
                 }
 
@@ -141,8 +164,6 @@ public static partial class SessionExporter
                 await w.FlushAsync(ct).ConfigureAwait(false);
             }
         }
-
-        Raw(w, "  ]\n}\n"u8);
     }
 
     /// <summary>
@@ -152,7 +173,7 @@ public static partial class SessionExporter
     /// <see cref="WindowBytes"/> of part files at the heaviest message's weight so far, and at most two are held, so a
     /// session of huge tool outputs still streams in a few MB.
     /// </summary>
-    private sealed class PartsAhead(SessionStore store, List<JsonObject> messages, CancellationToken ct)
+    private sealed class PartsAhead<T>(List<JsonObject> messages, Func<string, (IReadOnlyList<T> Parts, long Bytes)> read, CancellationToken ct)
     {
         private const int MaxWindow = 16;
         private const long WindowBytes = 2 << 20;
@@ -160,7 +181,7 @@ public static partial class SessionExporter
         private Task<Window>? next;
         private long heaviest; // the most part bytes one message has had so far
 
-        public async ValueTask<IReadOnlyList<JsonObject>> GetAsync(int i)
+        public async ValueTask<IReadOnlyList<T>> GetAsync(int i)
         {
             if (current is null || i >= current.Start + current.Parts.Length)
             {
@@ -178,13 +199,13 @@ public static partial class SessionExporter
 
         private Window Read(int start, int count)
         {
-            var parts = new IReadOnlyList<JsonObject>[Math.Min(count, messages.Count - start)];
+            var parts = new IReadOnlyList<T>[Math.Min(count, messages.Count - start)];
             var bytes = new long[parts.Length];
-            IoParallel.For(parts.Length, k => parts[k] = store.ReadPartsShared(messages[start + k]["id"]!.GetValue<string>(), out bytes[k]), ct);
+            IoParallel.For(parts.Length, k => (parts[k], bytes[k]) = read(messages[start + k]["id"]!.GetValue<string>()), ct);
             return new Window(start, parts, bytes.Max());
         }
 
-        private sealed record Window(int Start, IReadOnlyList<JsonObject>[] Parts, long Heaviest);
+        private sealed record Window(int Start, IReadOnlyList<T>[] Parts, long Heaviest);
     }
 
     private static void Raw(PipeWriter w, ReadOnlySpan<byte> bytes)
@@ -207,7 +228,7 @@ public static partial class SessionExporter
         sb.Append("**Updated:** ").Append(LocaleString(Num(info["time"]?["updated"]))).Append("\n\n");
         sb.Append("---\n\n");
         Text(w, sb.ToString());
-        var ahead = new PartsAhead(store, messages, ct);
+        var ahead = new PartsAhead<JsonObject>(messages, id => (store.ReadPartsShared(id, out long b), b), ct);
         for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();

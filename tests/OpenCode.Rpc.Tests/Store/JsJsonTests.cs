@@ -181,6 +181,10 @@ public sealed class JsJsonTests
                 byte[] json = Encoding.UTF8.GetBytes("{\"k\":" + spelling + "}");
                 Assert.True(expected.AsSpan().SequenceEqual(JsJson.ToBytes(JsJson.Parse(json)!["k"])), $"Parse of {spelling}");
                 Assert.True(expected.AsSpan().SequenceEqual(JsJson.ToBytes(JsJson.ParseOwned(json)!["k"])), $"ParseOwned of {spelling}");
+                using var doc = JsJson.ParseDocument(json);
+                var fromDoc = new System.Buffers.ArrayBufferWriter<byte>();
+                JsJson.Write(fromDoc, doc.RootElement.GetProperty("k"), 0);
+                Assert.True(expected.AsSpan().SequenceEqual(fromDoc.WrittenSpan), $"ParseDocument of {spelling}");
             }
         }
     }
@@ -198,6 +202,47 @@ public sealed class JsJsonTests
         Assert.Equal(expected, JsJson.ToBytes(JsonValue.Create(s)));
         byte[] file = Encoding.UTF8.GetBytes("[" + JsonSerializer.Serialize(s) + "]");
         Assert.Equal(expected, JsJson.ToBytes(JsJson.ParseOwned(file)!.AsArray()[0]));
+    }
+
+    /// <summary>The CLI's export writes parsed documents instead of nodes: the same text must come out either way, at
+    /// any depth, escaped keys and every spelling of a number included.</summary>
+    [Theory]
+    [InlineData("{\"b\":1,\"a\":{},\"c\":[],\"d\":[1,{\"x\":null}],\"e\":true,\"f\":false}")]
+    [InlineData("{\"k\\u00e9y\\n\\/\":\"v\\ud800\\u00e9\",\"n\":[0,-0,1.0,1E3,1.5e-7,9007199254740993,-9007199254740993,100000000000000000000000000000,1e400,18446744073709551615]}")]
+    [InlineData("[[[]],{\"a\":[{}]},\"\\ud83d\\ude00\"]")]
+    [InlineData("\ufeff{\"bom\":1}")]
+    public void ParsedDocument_IsWrittenLikeTheSameTextParsedIntoNodes(string json)
+    {
+        byte[] utf8 = Encoding.UTF8.GetBytes(json);
+        foreach (int depth in new[] { 0, 4 })
+        {
+            var fromNodes = new System.Buffers.ArrayBufferWriter<byte>();
+            JsJson.Write(fromNodes, JsJson.ParseOwned(utf8), depth);
+            using var doc = JsJson.ParseDocument(utf8);
+            var fromDoc = new System.Buffers.ArrayBufferWriter<byte>();
+            JsJson.Write(fromDoc, doc.RootElement, depth);
+            Assert.Equal(Encoding.UTF8.GetString(fromNodes.WrittenSpan), Encoding.UTF8.GetString(fromDoc.WrittenSpan));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(FixtureFiles))]
+    public void FixtureFile_AsADocument_IsWrittenBackByteIdentical(string relative)
+    {
+        byte[] original = File.ReadAllBytes(Path.Combine(Samples.FixtureStorage, relative));
+        using var doc = JsJson.ParseDocument(original);
+        var written = new System.Buffers.ArrayBufferWriter<byte>();
+        JsJson.Write(written, doc.RootElement, 0);
+        Assert.Equal(Encoding.UTF8.GetString(original), Encoding.UTF8.GetString(written.WrittenSpan));
+    }
+
+    [Fact]
+    public void ParseDocument_RefusesWhatParseRefuses()
+    {
+        Assert.ThrowsAny<JsonException>(() => JsJson.ParseDocument(Encoding.UTF8.GetBytes("{\"a\":1,\"a\":2}")));
+        Assert.ThrowsAny<JsonException>(() => JsJson.ParseDocument([(byte)'"', 0xFF, 0xFE, (byte)'"']));
+        Assert.ThrowsAny<JsonException>(() => JsJson.ParseDocument(Encoding.UTF8.GetBytes(new string('[', JsJson.MaxDepth + 1))));
+        Assert.ThrowsAny<JsonException>(() => JsJson.ParseDocument([]));
     }
 
     /// <summary>Fork writes each copy as its source with new ids, without cloning: the bytes must be those of a clone

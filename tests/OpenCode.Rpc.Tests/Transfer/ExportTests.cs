@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using OpenCode.Rpc.Core.Projects;
+using OpenCode.Rpc.Core.Sessions;
 using OpenCode.Rpc.Core.Transfer;
 using OpenCode.Rpc.Server;
 using OpenCode.Rpc.Tests.Infrastructure;
@@ -21,6 +22,43 @@ public sealed class ExportTests
         string ours = await ExportAsync(store, r.SessionID);
         Assert.Equal(await File.ReadAllTextAsync(ExportFixture(fixture)), ours);
         Assert.EndsWith("}\n", ours, StringComparison.Ordinal); // JSON.stringify + EOL, as OpenCode writes to stdout
+    }
+
+    /// <summary>A store that keeps no parsed files (the CLI's) exports from parsed documents instead of the read
+    /// cache's nodes: the bytes must be the same, down to escapes and numbers OpenCode never writes itself.</summary>
+    [Theory]
+    [InlineData("http-session-2user-msgs.json")]
+    [InlineData("fake-llm-session-with-tool.json")]
+    [InlineData("every-field.export.json")]
+    public async Task Export_WithoutReadCache_IsTheSameBytesAsThroughTheCache(string fixture)
+    {
+        using var dirs = new TestDirs();
+        var store = NewStore(dirs);
+        string file = File.Exists(ExportFixture(fixture)) ? ExportFixture(fixture) : Data(fixture);
+        var r = await ImportFileAsync(store, file, FixtureProject);
+        // A part the way no JavaScript writer spells it: escapes JSON.stringify never uses, numbers in other forms.
+        string msg = store.ListMessages(r.SessionID)[^1].Info["id"]!.GetValue<string>();
+        await File.WriteAllTextAsync(Path.Combine(store.Layout.PartDir(msg), "prt_zzzzzzzzzzzzzzzzzzzzzzzzzz.json"),
+            "{\"id\":\"prt_zzzzzzzzzzzzzzzzzzzzzzzzzz\",\"messageID\":\"" + msg + "\",\"type\":\"text\",\"text\":\"\\u00e9\\/\\ud800\\ud83d\\ude00\\u001F\",\"k\\u00e9y\":[1.0,-0,1E3,9007199254740993,1e400,{},[]],\"time\":{\"start\":1.5e-7}}");
+        string cached = await ExportAsync(store, r.SessionID);
+        var uncached = new SessionStore(store.Layout, readCacheBytes: 0);
+        Assert.False(uncached.CachesReads);
+        Assert.Equal(cached, await ExportAsync(uncached, r.SessionID));
+        Assert.Contains("\"k\u00e9y\": [\n", cached, StringComparison.Ordinal); // the odd part is in it, rewritten
+    }
+
+    [Fact]
+    public async Task Export_WithoutReadCache_SkipsAnUnreadablePartWithAWarning_LikeTheCache()
+    {
+        using var dirs = new TestDirs();
+        var store = NewStore(dirs);
+        var r = await ImportFileAsync(store, ExportFixture("fake-llm-session-with-tool.json"), FixtureProject);
+        string msg = store.ListMessages(r.SessionID)[0].Info["id"]!.GetValue<string>();
+        await File.WriteAllTextAsync(Path.Combine(store.Layout.PartDir(msg), "prt_zzzzzzzzzzzzzzzzzzzzzzzzzz.json"), "{\"id\":\"prt_z\",\"id\":1}");
+        var warnings = new List<string>();
+        var uncached = new SessionStore(store.Layout, warn: warnings.Add, readCacheBytes: 0);
+        Assert.Equal(await ExportAsync(store, r.SessionID), await ExportAsync(uncached, r.SessionID));
+        Assert.Contains(warnings, w => w.Contains("prt_zzzzzzzzzzzzzzzzzzzzzzzzzz.json", StringComparison.Ordinal));
     }
 
     [Fact]
