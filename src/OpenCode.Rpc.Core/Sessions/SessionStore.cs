@@ -177,6 +177,10 @@ public sealed class SessionStore
         index.Put(projectId, file, info);
     }
 
+    /// <summary>For a one-shot CLI verb: at exit, the journal goes to the helper <paramref name="handOff"/> starts instead
+    /// of being flushed in place (see <see cref="WriteJournal.ExitHandOff"/>).</summary>
+    public void HandOffJournalAtExit(Func<string, int, bool> handOff) => journal.ExitHandOff = handOff;
+
     /// <summary>A writer for a fork's or an import's files, made durable through this store's write journal.</summary>
     public BulkWriter NewBulkWriter() => new(Layout, journal);
 

@@ -29,6 +29,7 @@ public sealed class BulkWriter
     private readonly StoreLayout layout;
     private readonly string stagingRoot;
     private readonly ConcurrentDictionary<string, string> staged = new(StringComparer.Ordinal); // final folder -> staging folder
+    private readonly ConcurrentDictionary<string, bool> parents = new(StringComparer.Ordinal); // folders known to exist
     private readonly ConcurrentBag<(string Temp, string Path)> pending = [];
     private readonly ConcurrentQueue<string> published = new(); // final files and folders, for Rollback
     private readonly WriteJournal? journal;
@@ -179,15 +180,25 @@ public sealed class BulkWriter
     private void MoveStaged(string final, string stage)
     {
         string parent = Path.GetDirectoryName(final)!;
-        if (!Directory.Exists(parent))
+        if (!parents.ContainsKey(parent))
         {
-            AtomicFile.CreateDirectoryDurably(parent);
+            if (!Directory.Exists(parent))
+            {
+                AtomicFile.CreateDirectoryDurably(parent);
+            }
+
+            parents.TryAdd(parent, true); // storage/part/ and storage/message/<id>/: checked once, not per folder
         }
 
         try
         {
             OwnFolders.Mark(final);
-            Directory.Move(stage, final);
+            // A plain rename also takes the place of an empty folder that appeared meanwhile, as merging into it would.
+            if (!Native.TryRename(stage, final))
+            {
+                Directory.Move(stage, final); // a folder with files in it (or not Unix): the merge below
+            }
+
             published.Enqueue(final);
         }
         catch (IOException)
@@ -263,7 +274,12 @@ public sealed class BulkWriter
 
     private static void WriteFile(string path, ReadOnlySpan<byte> bytes)
     {
-        // FileShare.ReadWrite skips the advisory flock that FileShare.None costs on Unix; nobody else knows the name.
+        if (Native.IsUnix)
+        {
+            Native.WriteNewFile(path, bytes);
+            return;
+        }
+
         using var h = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite);
         RandomAccess.Write(h, bytes, 0);
     }

@@ -30,6 +30,7 @@ public static class CliApp
         root.Subcommands.Add(TransferCommands.CreateExport());
         root.Subcommands.Add(TransferCommands.CreateImport());
         root.Subcommands.Add(ShareServerCommand.Create());
+        root.Subcommands.Add(CheckpointCommand.Create());
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
 

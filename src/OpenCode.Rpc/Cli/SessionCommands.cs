@@ -89,9 +89,14 @@ public static class SessionCommands
     }
 
     // A CLI verb reads each file once and exits: keeping parsed files would only raise its peak memory (an export of
-    // a 200 MB session must stay small), so its store keeps none.
-    internal static SessionStore OpenStore(ParseResult pr) =>
-        new(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m), readCacheBytes: 0);
+    // a 200 MB session must stay small), so its store keeps none. What it writes is durable through the journal
+    // before it exits; the files' own flush is left to a helper (CheckpointCommand).
+    internal static SessionStore OpenStore(ParseResult pr)
+    {
+        var store = new SessionStore(new StoreLayout(CliApp.DataDir(pr)), warn: m => CliApp.Log("warning: " + m), readCacheBytes: 0);
+        CheckpointCommand.Arm(store);
+        return store;
+    }
 
     /// <summary>OpenCode's table: id and title columns padded to their widest value, two spaces apart, a rule of
     /// box-drawing dashes as wide as the header, and the time alone for today or "time · date" otherwise.</summary>

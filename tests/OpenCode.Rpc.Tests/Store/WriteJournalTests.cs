@@ -309,6 +309,111 @@ public sealed class WriteJournalTests
         Assert.Single(store.ListMessages(forkId, null, null));
     }
 
+    [Fact]
+    public void AJournalHandedOffAtExit_StaysLockedForItsHelper_WhichFlushesAndRemovesIt()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string file = Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json");
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(file, "{\"a\":1}"u8.ToArray())]);
+        string? handed = null;
+        int helperFd = -1;
+        journal.ExitHandOff = (dir, fd) =>
+        {
+            handed = dir;
+            helperFd = Native.DupInheritable(fd); // what the helper process inherits
+            return true;
+        };
+
+        journal.Dispose();
+
+        Assert.NotNull(handed);
+        Assert.True(Directory.Exists(handed));
+        Assert.Single(Records(layout)); // still there: the helper has not run yet
+        Assert.Equal(0, WriteJournal.Recover(layout, bootId: BootA)); // nobody else takes it: the helper holds the lock
+        Assert.True(Directory.Exists(handed));
+
+        WriteJournal.CompleteHandOff(layout, handed!, helperFd);
+
+        Assert.False(Directory.Exists(handed));
+        Assert.Equal("{\"a\":1}", File.ReadAllText(file));
+    }
+
+    [Fact]
+    public void AJournalWithNothingSinceItsCheckpoint_IsNotHandedOff_AndGoesAtExit()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json"), "{}"u8.ToArray())]);
+        journal.Checkpoint();
+        int calls = 0;
+        journal.ExitHandOff = (_, _) => ++calls > 0;
+
+        journal.Dispose();
+
+        Assert.Equal(0, calls);
+        Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+    }
+
+    [Fact]
+    public void AHandOffThatCannotStart_FlushesInPlace_AndRemovesTheJournal()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        var journal = new WriteJournal(layout, bootId: BootA);
+        journal.Write([(Path.Combine(layout.Storage, "message", "ses_1", "msg_1.json"), "{}"u8.ToArray())]);
+        journal.ExitHandOff = (_, _) => throw new System.ComponentModel.Win32Exception(2, "no such program");
+
+        journal.Dispose();
+
+        Assert.Empty(Directory.GetDirectories(WriteJournal.JournalRoot(layout)));
+    }
+
+    [Theory]
+    [InlineData("elsewhere")]
+    [InlineData("data/opencode-rpc/journal/../../storage")]
+    [InlineData("data/opencode-rpc/journal")]
+    public void CompleteHandOff_RefusesAFolderThatIsNotOneJournal_AndRemovesNothing(string relative)
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        string target = Path.Combine(dirs.Root, relative);
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "keep.json"), "{}");
+
+        Assert.Throws<ArgumentException>(() => WriteJournal.CompleteHandOff(layout, target, -1));
+        Assert.True(File.Exists(Path.Combine(target, "keep.json")));
+    }
+
+    [Fact]
+    public void ABatchThatFillsASegment_GoesIntoABareOne_AndComesBackAfterAReboot()
+    {
+        using var dirs = new TestDirs();
+        var layout = new StoreLayout(dirs.DataDir);
+        var journal = new WriteJournal(layout, bootId: BootA);
+        var files = Enumerable.Range(0, 3).Select(i =>
+        {
+            string path = Path.Combine(layout.Storage, "part", "msg_1", $"prt_{i}.json");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            byte[] bytes = new byte[1 << 20];
+            bytes.AsSpan().Fill((byte)('a' + i));
+            File.WriteAllBytes(path, bytes);
+            return (path, bytes);
+        }).ToList();
+
+        journal.Record(files);
+
+        var segment = Assert.Single(Segments(layout));
+        long recorded = files.Sum(f => f.bytes.Length);
+        Assert.InRange(new FileInfo(segment).Length, recorded, recorded + 4096); // the records, not 4 MiB of zeros first
+        journal.Abandon();
+        File.Delete(files[1].path);
+        Assert.Equal(1, WriteJournal.Recover(layout, bootId: BootB));
+        Assert.Equal(files[1].bytes, File.ReadAllBytes(files[1].path));
+    }
+
     /// <summary>A store with one session holding a user message and its text part, written through the store.</summary>
     private static async Task<(SessionStore Store, string SessionId, string MessageId)> StoreWithATurnAsync(TestDirs dirs, StoreLayout layout)
     {

@@ -46,6 +46,29 @@ public sealed class ExportCliTests
         Assert.Equal($"Exporting session: {id}\n", piped.Stderr);
     }
 
+    /// <summary>The import returns once its files are in place and durable through the write journal; the flush of the
+    /// files themselves is left to a detached helper, which then removes the journal. The helper must not hold the
+    /// verb's stdout (a caller reading it to the end would wait for the flush).</summary>
+    [Fact]
+    public async Task Import_Cli_HandsItsJournalToAHelper_ThatRemovesItAfterTheFlush()
+    {
+        using var dirs = new TestDirs();
+        string bench = await BenchExportAsync(dirs.Root, 200);
+        var imported = await ProcessServer.RunCliAsync(["import", bench, "--data-dir", dirs.DataDir, "--directory", dirs.ProjectDir]);
+        Assert.Equal(0, imported.Code);
+        Assert.StartsWith("Imported session: ses_", imported.Stdout, StringComparison.Ordinal);
+        Assert.Equal(200, Directory.GetFiles(Path.Combine(dirs.Storage, "message"), "*.json", SearchOption.AllDirectories).Length);
+
+        string root = Core.Storage.WriteJournal.JournalRoot(new Core.Storage.StoreLayout(dirs.DataDir));
+        for (int i = 0; i < 600 && Directory.Exists(root) && Directory.GetDirectories(root).Length > 0; i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Empty(Directory.GetDirectories(root));
+        Assert.Equal(string.Empty, imported.Stderr);
+    }
+
     [Fact]
     public async Task Export_Cli_UnknownId_SessionNotFound_Exit1()
     {
