@@ -16,7 +16,9 @@ fi
 python3 "$SHARED/tools/gen-opencode-bench.py" export "$W/bench.json" "$N" >/dev/null
 ID=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['info']['id'])" "$W/bench.json")
 mkdir -p "$W/cwd"; cd "$W/cwd"
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Each command starts from a settled disk: `sync` (untimed) first, so writeback a previous command left running (the
+# real CLI never flushes; our import hands its flush to a helper after it has returned) is charged to neither.
+t() { local s e; sync; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)   session: $N messages, $(wc -c < "$W/bench.json") bytes"
 for tool in opencode opencode-rpc; do
@@ -25,10 +27,12 @@ for tool in opencode opencode-rpc; do
     if [ $tool = opencode ]; then
       H="$W/oc-$i"; mkdir -p "$H"
       imp+=("$(t env OCREF_HOME="$H" OCREF_TIMEOUT=0 "$SHARED/tools/opencode-ref.sh" import "$W/bench.json")")
+      rm -f "$W/oc-out.json" # a fresh output file for each run: truncating a flushed one costs more than writing
       exp+=("$(t bash -c "OCREF_HOME='$H' OCREF_TIMEOUT=0 '$SHARED/tools/opencode-ref.sh' export $ID > '$W/oc-out.json'")")
     else
       D="$W/rpc-$i"
       imp+=("$(t $OCRPC import --data-dir "$D" "$W/bench.json")")
+      rm -f "$W/rpc-out.json"
       exp+=("$(t bash -c "$OCRPC export --data-dir '$D' $ID > '$W/rpc-out.json'")")
     fi
   done

@@ -92,8 +92,13 @@ public sealed class SessionStore
 
     public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
+    /// <summary>How often <see cref="SweepStaleTemps"/> walks the store at most, by default.</summary>
+    public static readonly TimeSpan TempSweepInterval = TimeSpan.FromHours(24);
+
     /// <summary>Creates <c>storage/</c> and its migration marker (so OpenCode 1.1.65 runs no migration over
-    /// our layout), and removes temp files a crashed writer left behind.</summary>
+    /// our layout), brings back what a crash of the machine lost, and removes staging folders a crashed bulk write
+    /// left. Costs the same on a store of any size: temp files beside their targets are swept separately
+    /// (<see cref="SweepStaleTemps"/>), since finding them is a walk of every folder.</summary>
     public void Initialize()
     {
         AtomicFile.CreateDirectoryDurably(Layout.Storage);
@@ -104,7 +109,32 @@ public sealed class SessionStore
 
         // Before anything reads the store: writes a crash of the machine lost come back from their journal.
         WriteJournal.Recover(Layout, warn);
-        int removed = AtomicFile.CleanStaleTemps(Layout.Storage) + BulkWriter.CleanStale(Layout);
+        ReportRemoved(BulkWriter.CleanStale(Layout));
+    }
+
+    /// <summary>
+    /// Removes the temp files crashed writers left beside their targets, walking every folder of <c>storage/</c>: at
+    /// most once per <paramref name="minInterval"/> per data dir (the walk's time is kept in a marker file), because a
+    /// store of 10,000 sessions is 200,000 folders. A server runs it in the background after <c>initialize</c>; readers
+    /// never see temp files meanwhile, so a stray one costs only its bytes. Returns how many went.
+    /// </summary>
+    public int SweepStaleTemps(TimeSpan minInterval, CancellationToken ct = default)
+    {
+        string marker = Path.Combine(Layout.SideDir, "temp-sweep");
+        if (minInterval > TimeSpan.Zero && File.Exists(marker) && DateTime.UtcNow - File.GetLastWriteTimeUtc(marker) < minInterval)
+        {
+            return 0;
+        }
+
+        int removed = AtomicFile.CleanStaleTemps(Layout.Storage, ct);
+        Directory.CreateDirectory(Layout.SideDir);
+        File.WriteAllBytes(marker, []); // not durable: at worst the next start sweeps again
+        ReportRemoved(removed);
+        return removed;
+    }
+
+    private void ReportRemoved(int removed)
+    {
         if (removed > 0)
         {
             warn($"removed {removed} stale temp file(s) left by an interrupted write");

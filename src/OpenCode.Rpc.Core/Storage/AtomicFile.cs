@@ -166,7 +166,7 @@ public static class AtomicFile
 
     /// <summary>Removes temp files a crashed writer left behind under <paramref name="root"/>. Young temp files
     /// may belong to a live writer in another process, so only stale ones go.</summary>
-    public static int CleanStaleTemps(string root)
+    public static int CleanStaleTemps(string root, CancellationToken ct = default)
     {
         if (!Directory.Exists(root))
         {
@@ -177,6 +177,7 @@ public static class AtomicFile
         var cutoff = DateTime.UtcNow - StaleTempAge;
         foreach (var file in Directory.EnumerateFiles(root, "*" + TempSuffix, new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
         {
+            ct.ThrowIfCancellationRequested();
             try
             {
                 if (File.GetLastWriteTimeUtc(file) < cutoff)

@@ -41,6 +41,8 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
 
         var project = ProjectResolver.Resolve(dir);
         ctx.Store.Initialize();
+        // Off the answer's path: the walk of every folder grows with the store (see SweepStaleTemps).
+        _ = Task.Run(() => SweepQuietly(ctx));
         ctx.SetProject(project);
         ctx.Log($"initialized: project {project.Id} ({project.Worktree}), data dir {ctx.Store.Layout.DataDir}");
 
@@ -73,5 +75,18 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
     public void Exit()
     {
         ctx.RequestExit();
+    }
+
+    private static void SweepQuietly(ServerContext ctx)
+    {
+        try
+        {
+            ctx.Store.SweepStaleTemps(Core.Sessions.SessionStore.TempSweepInterval);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A folder removed mid-walk, a read-only data dir: the next start tries again.
+            ctx.Log($"temp sweep: {ex.Message}");
+        }
     }
 }

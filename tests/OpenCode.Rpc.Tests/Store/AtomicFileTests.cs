@@ -90,7 +90,7 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
-    public async Task StoreInitialize_CleansStaleTemps_AndListingIgnoresTemps()
+    public async Task TheTempSweep_RemovesStaleTemps_AtMostOncePerInterval_AndListingIgnoresTemps()
     {
         using var dirs = new TestDirs();
         var warnings = new List<string>();
@@ -107,11 +107,40 @@ public sealed class AtomicFileTests
 
         var second = new SessionStore(new StoreLayout(dirs.DataDir), warn: warnings.Add);
         second.Initialize();
+        Assert.True(File.Exists(stale)); // initialize costs the same on any store: no walk of every folder
+        var listed = second.ListSessions(project.Id, new SessionListQuery());
+        Assert.Equal([(string)s["id"]!], listed.Select(x => (string)x["id"]!));
+
+        Assert.Equal(1, second.SweepStaleTemps(SessionStore.TempSweepInterval));
         Assert.False(File.Exists(stale));
         Assert.True(File.Exists(fresh));
         Assert.Contains(warnings, w => w.Contains("stale temp", StringComparison.Ordinal));
-        var listed = second.ListSessions(project.Id, new SessionListQuery());
-        Assert.Equal([(string)s["id"]!], listed.Select(x => (string)x["id"]!));
+
+        // Within the interval the walk is skipped; with none it runs.
+        File.WriteAllText(stale, "{");
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
+        Assert.Equal(0, second.SweepStaleTemps(SessionStore.TempSweepInterval));
+        Assert.True(File.Exists(stale));
+        Assert.Equal(1, second.SweepStaleTemps(TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task AServer_SweepsStaleTempsInTheBackground_AfterAnsweringInitialize()
+    {
+        using var dirs = new TestDirs();
+        string dir = Path.Combine(dirs.Storage, "part", "msg_1");
+        Directory.CreateDirectory(dir);
+        string stale = Path.Combine(dir, "prt_1.json.1.a" + AtomicFile.TempSuffix);
+        File.WriteAllText(stale, "{");
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
+
+        await using var server = await ProcessServer.StartAsync(dirs);
+        for (int i = 0; i < 200 && File.Exists(stale); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(File.Exists(stale));
     }
 
     [Fact]
