@@ -11,6 +11,8 @@ namespace OpenCode.Rpc.Server;
 [GenerateShape(IncludeMethods = MethodShapeFlags.PublicInstance)]
 public sealed partial class LifecycleTarget(ServerContext ctx)
 {
+    private static readonly TimeSpan WatcherWait = TimeSpan.FromMilliseconds(50);
+
     private static readonly HashSet<string> LifecycleMethods = [Methods.Initialize, Methods.Initialized, Methods.Shutdown, Methods.Exit];
 
     public static string Version => typeof(LifecycleTarget).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -41,6 +43,17 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
 
         var project = ProjectResolver.Resolve(dir);
         ctx.Store.Initialize();
+        // A small store's watcher is in place before the answer, so a client sees every change made after it; a large
+        // store's may take longer, and the answer does not wait for more than this.
+        try
+        {
+            await ctx.WatcherStart.WaitAsync(WatcherWait, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            ctx.Log("the store watcher is still starting (a large store): changes by other processes are reported once it is");
+        }
+
         // Off the answer's path: the walk of every folder grows with the store (see SweepStaleTemps).
         _ = Task.Run(() => SweepQuietly(ctx));
         ctx.SetProject(project);

@@ -89,7 +89,8 @@ public sealed class RpcServer : IDisposable
 
     public void Dispose()
     {
-        Context.Watcher?.Dispose();
+        // A watcher still starting is disposed when it is done.
+        _ = Context.WatcherStart.ContinueWith(_ => Context.Watcher?.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         Rpc.Dispose();
         // The handler writes through a pump: wait until every frame written so far is on the stream, so a process
         // that exits right after this has sent its last answers.

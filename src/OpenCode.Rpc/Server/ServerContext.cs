@@ -47,22 +47,34 @@ public sealed class ServerContext
         Tree = new TreeService(Store, Forks);
         Search = new SearchService(Store);
         Share = new ShareService(Store, () => ShareSettings.Read(options.ConfigLocations, project?.Directory ?? options.DefaultDirectory, project is { IsGit: true } p ? p.Worktree : null), log);
-        if (options.WatchStore)
-        {
-            try
-            {
-                Watcher = new StoreWatcher(Store, e => Notify(e.Type, e.Properties), m => log("warning: " + m));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                log($"warning: not watching the store for other processes' changes: {ex.Message}");
-            }
-        }
+        // Watching takes an inotify watch per folder of the store, added one by one: a few ms for a small store, much
+        // more for a large one. It starts at once, beside the rest of the start (see WatcherStart).
+        WatcherStart = options.WatchStore ? Task.Run(StartWatcher) : Task.FromResult<StoreWatcher?>(null);
     }
 
-    /// <summary>Watches the store for other processes' changes; null unless <see cref="ServerOptions.WatchStore"/>.</summary>
+    private volatile StoreWatcher? watcher;
+
+    /// <summary>The store watcher being set up; its result is null when not watching.</summary>
     [PropertyShape(Ignore = true)]
-    public StoreWatcher? Watcher { get; }
+    public Task<StoreWatcher?> WatcherStart { get; }
+
+    /// <summary>Watches the store for other processes' changes; null unless <see cref="ServerOptions.WatchStore"/> (or
+    /// while it is still being set up).</summary>
+    [PropertyShape(Ignore = true)]
+    public StoreWatcher? Watcher => watcher;
+
+    private StoreWatcher? StartWatcher()
+    {
+        try
+        {
+            return watcher = new StoreWatcher(Store, e => Notify(e.Type, e.Properties), m => Log("warning: " + m));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            Log($"warning: not watching the store for other processes' changes: {ex.Message}");
+            return null;
+        }
+    }
 
     public ServerOptions Options { get; }
 
