@@ -11,7 +11,7 @@ namespace OpenCode.Rpc.Server;
 [GenerateShape(IncludeMethods = MethodShapeFlags.PublicInstance)]
 public sealed partial class LifecycleTarget(ServerContext ctx)
 {
-    private static readonly TimeSpan WatcherWait = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan WatcherWait = TimeSpan.FromMilliseconds(10);
 
     private static readonly HashSet<string> LifecycleMethods = [Methods.Initialize, Methods.Initialized, Methods.Shutdown, Methods.Exit];
 
@@ -55,7 +55,8 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
         }
 
         // Off the answer's path: the walk of every folder grows with the store (see SweepStaleTemps).
-        _ = Task.Run(() => SweepQuietly(ctx));
+        // Its own thread, as the watcher's: a long synchronous walk must not hold one of the pool's few threads.
+        _ = Task.Factory.StartNew(() => SweepQuietly(ctx), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         ctx.SetProject(project);
         ctx.Log($"initialized: project {project.Id} ({project.Worktree}), data dir {ctx.Store.Layout.DataDir}");
 

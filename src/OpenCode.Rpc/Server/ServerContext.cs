@@ -49,7 +49,10 @@ public sealed class ServerContext
         Share = new ShareService(Store, () => ShareSettings.Read(options.ConfigLocations, project?.Directory ?? options.DefaultDirectory, project is { IsGit: true } p ? p.Worktree : null), log);
         // Watching takes an inotify watch per folder of the store, added one by one: a few ms for a small store, much
         // more for a large one. It starts at once, beside the rest of the start (see WatcherStart).
-        WatcherStart = options.WatchStore ? Task.Run(StartWatcher) : Task.FromResult<StoreWatcher?>(null);
+        // Its own thread: the walk blocks for as long as it takes, and on two cores the pool would have nobody left.
+        WatcherStart = options.WatchStore
+            ? Task.Factory.StartNew(StartWatcher, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            : Task.FromResult<StoreWatcher?>(null);
     }
 
     private volatile StoreWatcher? watcher;
