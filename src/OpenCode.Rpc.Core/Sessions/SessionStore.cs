@@ -491,6 +491,9 @@ public sealed class SessionStore
     /// <summary>Whether parsed files are kept between reads (a server); a one-shot CLI verb keeps none.</summary>
     public bool CachesReads => readCache.CapBytes > 0;
 
+    /// <summary>A store file parsed into a document (see <see cref="ReadPartDocuments"/>), with its sort keys.</summary>
+    public readonly record struct StoredDocument(JsonDocument Document, string? Id, long Created, int Length);
+
     /// <summary>
     /// The parts of a message as parsed documents in id order, past the read cache, with their file sizes added up:
     /// for a one-pass writer (the CLI's export), where building nodes only to write them out again cost as much as
@@ -498,48 +501,93 @@ public sealed class SessionStore
     /// </summary>
     public List<JsonDocument> ReadPartDocuments(string messageId, out long bytes)
     {
-        bytes = 0;
-        string[] paths;
-        try
+        var read = ReadDocuments(Layout.PartDir(messageId), parallel: false);
+        read.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
+        bytes = read.Sum(d => (long)d.Length);
+        return read.ConvertAll(r => r.Document);
+    }
+
+    /// <summary>The messages of a session as parsed documents, in <see cref="CompareMessages"/>'s order, past the read
+    /// cache (as <see cref="ReadPartDocuments"/>). The caller disposes them.</summary>
+    public List<StoredDocument> ReadMessageDocuments(string sessionId)
+    {
+        var read = ReadDocuments(Layout.MessageDir(sessionId), parallel: true);
+        read.Sort(static (a, b) =>
         {
-            paths = Directory.GetFiles(Layout.PartDir(messageId), "*.json");
-        }
-        catch (DirectoryNotFoundException)
+            int c = a.Created.CompareTo(b.Created);
+            return c != 0 ? c : string.CompareOrdinal(a.Id, b.Id);
+        });
+        return read;
+    }
+
+    private List<StoredDocument> ReadDocuments(string dir, bool parallel)
+    {
+        if (ListJsonFiles(dir) is not { } paths)
         {
             return [];
         }
 
-        var read = new List<(string? Id, JsonDocument Doc)>(paths.Length);
-        foreach (var path in paths)
+        var read = new StoredDocument?[paths.Count];
+        IoParallel.For(paths.Count, i => read[i] = ReadDocument(paths[i]), sequentialBelow: parallel ? StoreReadCache.ParallelThreshold : int.MaxValue);
+        var list = new List<StoredDocument>(read.Length);
+        foreach (var d in read)
         {
-            if (ReadBytes(path) is not { } file)
+            if (d is { } doc)
             {
-                continue; // removed since the listing
+                list.Add(doc);
             }
-
-            JsonDocument doc;
-            try
-            {
-                doc = JsJson.ParseDocument(file);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                {
-                    doc.Dispose();
-                    throw new JsonException("the file does not hold a JSON object");
-                }
-            }
-            catch (JsonException ex)
-            {
-                warn($"skipping {new StoreCorruptException(path, file.Length == 0 ? "it is empty" : ex.Message, ex).Message}");
-                continue;
-            }
-
-            bytes += file.Length;
-            string? id = doc.RootElement.TryGetProperty("id"u8, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            read.Add((id, doc));
         }
 
-        read.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return read.ConvertAll(r => r.Doc);
+        return list;
+    }
+
+    private StoredDocument? ReadDocument(string path)
+    {
+        if (ReadBytes(path) is not { } file)
+        {
+            return null; // removed since the listing
+        }
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsJson.ParseDocument(file);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                doc.Dispose();
+                throw new JsonException("the file does not hold a JSON object");
+            }
+        }
+        catch (JsonException ex)
+        {
+            warn($"skipping {new StoreCorruptException(path, file.Length == 0 ? "it is empty" : ex.Message, ex).Message}");
+            return null;
+        }
+
+        var root = doc.RootElement;
+        string? id = root.TryGetProperty("id"u8, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        // Created(JsonObject)'s reading: a number, truncated; anything else is 0.
+        long created = root.TryGetProperty("time"u8, out var t) && t.ValueKind == JsonValueKind.Object
+            && t.TryGetProperty("created"u8, out var c) && c.ValueKind == JsonValueKind.Number && c.TryGetDouble(out double ms) ? (long)ms : 0;
+        return new StoredDocument(doc, id, created, file.Length);
+    }
+
+    /// <summary>The <c>*.json</c> files of a folder, as paths; null when it does not exist.</summary>
+    internal static IReadOnlyList<string>? ListJsonFiles(string dir)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            return Native.ListFiles(dir, ".json"u8) is { } names ? names.ConvertAll(n => Path.Join(dir, n)) : null;
+        }
+
+        try
+        {
+            return Directory.GetFiles(dir, "*.json");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A store file's bytes; null when it is gone.</summary>

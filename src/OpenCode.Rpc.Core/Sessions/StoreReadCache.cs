@@ -68,7 +68,7 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
 
     /// <summary>The <c>.json</c> files of a folder; reused only when <paramref name="Trusted"/> and the folder's
     /// mtime is still <paramref name="DirTicks"/>.</summary>
-    private sealed record Listing(long DirTicks, bool Trusted, string[] Paths);
+    private sealed record Listing(long DirTicks, bool Trusted, IReadOnlyList<string> Paths);
 
     /// <summary>Every readable <c>.json</c> object in <paramref name="dir"/>, in no particular order (none when the
     /// folder does not exist). Unreadable files are reported through the warning callback and skipped.</summary>
@@ -86,12 +86,7 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
         bool listed = false;
         if (!listings.TryGetValue(dir, out var listing) || !listing.Trusted || listing.DirTicks != stamp.MtimeTicks)
         {
-            string[] paths;
-            try
-            {
-                paths = Directory.GetFiles(dir, "*.json");
-            }
-            catch (DirectoryNotFoundException)
+            if (SessionStore.ListJsonFiles(dir) is not { } paths)
             {
                 listings.TryRemove(dir, out _);
                 return []; // removed since the stat
@@ -107,12 +102,12 @@ internal sealed class StoreReadCache(long capBytes, long maxFileBytes, Action<st
             listed = true;
         }
 
-        string[] all = listing.Paths;
-        var read = new Entry?[all.Length];
+        var all = listing.Paths;
+        var read = new Entry?[all.Count];
         long use = Interlocked.Increment(ref clock);
         int gone = 0;
         // A long session's message folder: parsing what changed dominates, so read on every core.
-        IoParallel.For(all.Length, i => read[i] = Read(root, all[i], now, use, ref gone), sequentialBelow: ParallelThreshold);
+        IoParallel.For(all.Count, i => read[i] = Read(root, all[i], now, use, ref gone), sequentialBelow: ParallelThreshold);
 
         if (gone != 0 && !listed)
         {

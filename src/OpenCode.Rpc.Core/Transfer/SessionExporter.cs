@@ -45,17 +45,28 @@ public static partial class SessionExporter
     public static async Task ExportAsync(SessionStore store, string sessionId, ExportOptions options, Stream output, CancellationToken ct)
     {
         var info = store.GetSession(sessionId);
-        var messages = store.ReadMessageInfosShared(sessionId); // shared: the sanitizer works on clones
         var writer = PipeWriter.Create(output, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024, leaveOpen: true));
         try
         {
-            if (options.Format == ExportFormat.Markdown)
+            if (options.Format == ExportFormat.Json && !options.Sanitize && !store.CachesReads)
             {
-                await WriteMarkdownAsync(store, info, messages, options, writer, ct).ConfigureAwait(false);
+                // A one-shot export (the CLI) reads every file once: straight from parsed documents to the output,
+                // without building the nodes a server's read cache keeps.
+                var docs = store.ReadMessageDocuments(sessionId);
+                var ahead = new PartsAhead<JsonDocument>(docs.Count, i => docs[i].Id!, id => (store.ReadPartDocuments(id, out long b), b), ct);
+                await WriteJsonAsync(info, docs, ahead, static (w, m) => WriteDocument(w, m.Document, 3), static (w, p) => WriteDocument(w, p, 4), writer, ct).ConfigureAwait(false);
             }
             else
             {
-                await WriteJsonAsync(store, info, messages, options.Sanitize, writer, ct).ConfigureAwait(false);
+                var messages = store.ReadMessageInfosShared(sessionId); // shared: the sanitizer works on clones
+                if (options.Format == ExportFormat.Markdown)
+                {
+                    await WriteMarkdownAsync(store, info, messages, options, writer, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await WriteJsonAsync(store, info, messages, options.Sanitize, writer, ct).ConfigureAwait(false);
+                }
             }
 
             await writer.FlushAsync(ct).ConfigureAwait(false);
@@ -66,6 +77,16 @@ public static partial class SessionExporter
         }
 
         await output.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The parts of <paramref name="messages"/>, read ahead through the store's read cache.</summary>
+    private static PartsAhead<JsonObject> CachedPartsAhead(SessionStore store, List<JsonObject> messages, CancellationToken ct) =>
+        new(messages.Count, i => messages[i]["id"]!.GetValue<string>(), id => (store.ReadPartsShared(id, out long b), b), ct);
+
+    private static void WriteDocument(PipeWriter w, JsonDocument doc, int depth)
+    {
+        JsJson.Write(w, doc.RootElement, depth);
+        doc.Dispose(); // written once: its pooled index goes back now
     }
 
     /// <summary>The export as a string: the same writer, into memory (the RPC result carries it as one string).</summary>
@@ -80,7 +101,7 @@ public static partial class SessionExporter
 
     // JSON.stringify({info, messages:[{info, parts}]}, null, 2) + EOL, written piecewise: the envelope here, each
     // stored object through JsJson at its nesting depth.
-    private static async Task WriteJsonAsync(SessionStore store, JsonObject info, List<JsonObject> messages, bool sanitize, PipeWriter w, CancellationToken ct)
+    private static Task WriteJsonAsync(SessionStore store, JsonObject info, List<JsonObject> messages, bool sanitize, PipeWriter w, CancellationToken ct)
     {
         if (sanitize)
         {
@@ -88,6 +109,32 @@ public static partial class SessionExporter
             ExportSanitizer.Session(info);
         }
 
+        // Nodes: the sanitizer edits clones of them, and a server's read cache holds them already parsed.
+        var ahead = CachedPartsAhead(store, messages, ct);
+        return WriteJsonAsync(info, messages, ahead, (w, m) =>
+        {
+            if (sanitize)
+            {
+                m = (JsonObject)m.DeepClone();
+                ExportSanitizer.Message(m);
+            }
+
+            JsJson.Write(w, m, 3);
+        }, (w, p) =>
+        {
+            if (sanitize)
+            {
+                p = (JsonObject)p.DeepClone();
+                ExportSanitizer.Part(p);
+            }
+
+            JsJson.Write(w, p, 4);
+        }, w, ct);
+    }
+
+    private static async Task WriteJsonAsync<TMessage, TPart>(
+        JsonObject info, IReadOnlyList<TMessage> messages, PartsAhead<TPart> ahead, Action<PipeWriter, TMessage> writeInfo, Action<PipeWriter, TPart> writePart, PipeWriter w, CancellationToken ct)
+    {
         Raw(w, "{\n  \"info\": "u8);
         JsJson.Write(w, info, 1);
         if (messages.Count == 0)
@@ -97,50 +144,12 @@ public static partial class SessionExporter
         }
 
         Raw(w, ",\n  \"messages\": [\n"u8);
-        if (sanitize || store.CachesReads)
-        {
-            // Nodes: the sanitizer edits clones of them, and a server's read cache holds them already parsed.
-            var ahead = new PartsAhead<JsonObject>(messages, id => (store.ReadPartsShared(id, out long b), b), ct);
-            await WriteMessagesAsync(w, messages, sanitize, ahead, (w, p) =>
-            {
-                if (sanitize)
-                {
-                    p = (JsonObject)p.DeepClone();
-                    ExportSanitizer.Part(p);
-                }
-
-                JsJson.Write(w, p, 4);
-            }, ct).ConfigureAwait(false);
-        }
-        else
-        {
-            // A one-shot export (the CLI) reads every part once: straight from parsed documents to the output.
-            var ahead = new PartsAhead<JsonDocument>(messages, id => (store.ReadPartDocuments(id, out long b), b), ct);
-            await WriteMessagesAsync(w, messages, sanitize: false, ahead, static (w, p) =>
-            {
-                JsJson.Write(w, p.RootElement, 4);
-                p.Dispose();
-            }, ct).ConfigureAwait(false);
-        }
-
-        Raw(w, "  ]\n}\n"u8);
-    }
-
-    private static async Task WriteMessagesAsync<T>(PipeWriter w, List<JsonObject> messages, bool sanitize, PartsAhead<T> ahead, Action<PipeWriter, T> writePart, CancellationToken ct)
-    {
         for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
-            var m = messages[i];
             var parts = await ahead.GetAsync(i).ConfigureAwait(false);
-            if (sanitize)
-            {
-                m = (JsonObject)m.DeepClone();
-                ExportSanitizer.Message(m);
-            }
-
             Raw(w, "    {\n      \"info\": "u8);
-            JsJson.Write(w, m, 3);
+            writeInfo(w, messages[i]);
             if (parts.Count == 0)
             {
                 Raw(w, ",\n      \"parts\": []\n    }"u8);
@@ -164,6 +173,8 @@ public static partial class SessionExporter
                 await w.FlushAsync(ct).ConfigureAwait(false);
             }
         }
+
+        Raw(w, "  ]\n}\n"u8);
     }
 
     /// <summary>
@@ -173,7 +184,7 @@ public static partial class SessionExporter
     /// <see cref="WindowBytes"/> of part files at the heaviest message's weight so far, and at most two are held, so a
     /// session of huge tool outputs still streams in a few MB.
     /// </summary>
-    private sealed class PartsAhead<T>(List<JsonObject> messages, Func<string, (IReadOnlyList<T> Parts, long Bytes)> read, CancellationToken ct)
+    private sealed class PartsAhead<T>(int messageCount, Func<int, string> messageId, Func<string, (IReadOnlyList<T> Parts, long Bytes)> read, CancellationToken ct)
     {
         private const int MaxWindow = 16;
         private const long WindowBytes = 2 << 20;
@@ -191,7 +202,7 @@ public static partial class SessionExporter
                 // Windows start at one message and double while messages stay light; one heavy message (a big tool
                 // output) shrinks them to what fits in WindowBytes at that weight.
                 int count = (int)Math.Min(current.Parts.Length * 2L, Math.Clamp(WindowBytes / Math.Max(1, heaviest), 1, MaxWindow));
-                next = following < messages.Count ? Task.Run(() => Read(following, count), ct) : null;
+                next = following < messageCount ? Task.Run(() => Read(following, count), ct) : null;
             }
 
             return current.Parts[i - current.Start];
@@ -199,9 +210,9 @@ public static partial class SessionExporter
 
         private Window Read(int start, int count)
         {
-            var parts = new IReadOnlyList<T>[Math.Min(count, messages.Count - start)];
+            var parts = new IReadOnlyList<T>[Math.Min(count, messageCount - start)];
             var bytes = new long[parts.Length];
-            IoParallel.For(parts.Length, k => (parts[k], bytes[k]) = read(messages[start + k]["id"]!.GetValue<string>()), ct);
+            IoParallel.For(parts.Length, k => (parts[k], bytes[k]) = read(messageId(start + k)), ct);
             return new Window(start, parts, bytes.Max());
         }
 
@@ -228,7 +239,7 @@ public static partial class SessionExporter
         sb.Append("**Updated:** ").Append(LocaleString(Num(info["time"]?["updated"]))).Append("\n\n");
         sb.Append("---\n\n");
         Text(w, sb.ToString());
-        var ahead = new PartsAhead<JsonObject>(messages, id => (store.ReadPartsShared(id, out long b), b), ct);
+        var ahead = CachedPartsAhead(store, messages, ct);
         for (int i = 0; i < messages.Count; i++)
         {
             ct.ThrowIfCancellationRequested();

@@ -115,6 +115,8 @@ public sealed class ExportTests
         doc["messages"] = reversed;
         var r = await SessionImporter.ImportJsonAsync(store, Encoding.UTF8.GetBytes(doc.ToJsonString()), "content", FixtureProject, ImportLimits.Default, CancellationToken.None);
         Assert.Equal(await File.ReadAllTextAsync(ExportFixture("fake-llm-session-with-tool.json")), (await ExportAsync(store, r.SessionID)));
+        // The same order from parsed documents (a store without a read cache, as the CLI's).
+        Assert.Equal(await File.ReadAllTextAsync(ExportFixture("fake-llm-session-with-tool.json")), await ExportAsync(new SessionStore(store.Layout, readCacheBytes: 0), r.SessionID));
     }
 
     [Fact]
