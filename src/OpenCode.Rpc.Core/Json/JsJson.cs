@@ -69,16 +69,7 @@ public static class JsJson
     /// so reading a 2 MB part costs one 2 MB buffer, not two.</summary>
     public static JsonNode? ParseOwned(byte[] utf8)
     {
-        var memory = utf8.AsMemory();
-        if (memory.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
-        {
-            memory = memory[3..];
-        }
-
-        if (!System.Text.Unicode.Utf8.IsValid(memory.Span))
-        {
-            throw new JsonException("The text is not valid UTF-8.");
-        }
+        var memory = CheckedText(utf8);
 
         try
         {
@@ -99,6 +90,24 @@ public static class JsJson
         {
             throw new JsonException(ex.Message, ex);
         }
+    }
+
+    /// <summary>The text of a file without its byte order mark, refused unless it is valid UTF-8 (System.Text.Json decodes
+    /// strings lazily, so invalid UTF-8 would only surface in whatever code first reads the value).</summary>
+    private static ReadOnlyMemory<byte> CheckedText(byte[] utf8)
+    {
+        var memory = utf8.AsMemory();
+        if (memory.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
+        {
+            memory = memory[3..];
+        }
+
+        if (!System.Text.Unicode.Utf8.IsValid(memory.Span))
+        {
+            throw new JsonException("The text is not valid UTF-8.");
+        }
+
+        return memory;
     }
 
     /// <summary>Parses an object; anything else is a <see cref="JsonException"/>.</summary>
@@ -309,16 +318,7 @@ public static class JsJson
     /// </summary>
     public static JsonDocument ParseDocument(byte[] utf8)
     {
-        var memory = utf8.AsMemory();
-        if (memory.Length >= 3 && utf8[0] == 0xEF && utf8[1] == 0xBB && utf8[2] == 0xBF)
-        {
-            memory = memory[3..];
-        }
-
-        if (!System.Text.Unicode.Utf8.IsValid(memory.Span))
-        {
-            throw new JsonException("The text is not valid UTF-8.");
-        }
+        var memory = CheckedText(utf8);
 
         try
         {

@@ -75,16 +75,10 @@ internal static partial class Native
     /// </summary>
     internal static unsafe byte[]? ReadFile(string path)
     {
-        int fd = Open(path, O_RDONLY | O_CLOEXEC, 0);
+        int fd = OpenExisting(path, O_RDONLY | O_CLOEXEC, "open");
         if (fd < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is ENOENT or ENOTDIR)
-            {
-                return null;
-            }
-
-            throw new IOException($"Cannot open {path} (errno {errno}).");
+            return null;
         }
 
         try
@@ -128,6 +122,23 @@ internal static partial class Native
         {
             Close(fd);
         }
+    }
+
+    /// <summary>open(2) of something that may be gone: the descriptor, or -1 when it (or its folder) does not exist;
+    /// any other failure is an IOException saying what could not be done (<paramref name="verb"/>).</summary>
+    private static int OpenExisting(string path, int flags, string verb)
+    {
+        int fd = Open(path, flags, 0);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is not (ENOENT or ENOTDIR))
+            {
+                throw new IOException($"Cannot {verb} {path} (errno {errno}).");
+            }
+        }
+
+        return fd;
     }
 
     /// <summary>Makes a directory entry change (create, rename, unlink) durable.</summary>
@@ -355,16 +366,10 @@ internal static partial class Native
     internal static unsafe List<string>? ListFiles(string dir, ReadOnlySpan<byte> suffix)
     {
         const byte DT_UNKNOWN = 0, DT_REG = 8;
-        int fd = Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        int fd = OpenExisting(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, "list");
         if (fd < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is ENOENT or ENOTDIR)
-            {
-                return null;
-            }
-
-            throw new IOException($"Cannot list {dir} (errno {errno}).");
+            return null;
         }
 
         try
