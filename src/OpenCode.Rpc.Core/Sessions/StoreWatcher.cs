@@ -21,25 +21,56 @@ public sealed class StoreWatcher : IDisposable
     private readonly TimeSpan debounce;
     private readonly ConcurrentDictionary<string, string> known = new(StringComparer.Ordinal); // object id -> hash last seen
     private readonly ConcurrentDictionary<string, byte> dirty = new(StringComparer.Ordinal);
-    private readonly FileSystemWatcher watcher;
+    private readonly List<FileSystemWatcher> watchers = [];
     private readonly Timer timer;
     private int scheduled;
 
-    public StoreWatcher(SessionStore store, Action<StoreEvent> raise, Action<string> warn, TimeSpan? debounce = null)
+    /// <summary>Past this many part folders (one per message), part folders are not watched one by one: each watch
+    /// is kernel memory, and the user's inotify watches are shared with everything else they run (an editor's own file
+    /// watcher included; 192,540 here), which a store of 10,000 sessions would otherwise take.</summary>
+    public const int DefaultMaxPartFolders = 20_000;
+
+    public StoreWatcher(SessionStore store, Action<StoreEvent> raise, Action<string> warn, TimeSpan? debounce = null, int maxPartFolders = DefaultMaxPartFolders)
     {
         layout = store.Layout;
         this.raise = raise;
         this.warn = warn;
         this.debounce = debounce ?? TimeSpan.FromMilliseconds(100);
         store.Changed += Remember;
-        Directory.CreateDirectory(layout.Storage);
         timer = new Timer(_ => Drain());
-        watcher = new FileSystemWatcher(layout.Storage)
+        try
         {
-            IncludeSubdirectories = true,
+            // One watcher per area, not one over storage/: the areas nobody reports on (session_diff, project, ...) are
+            // left out, and the part area can be watched shallowly.
+            Watch(Path.Combine(layout.Storage, "session"), recursive: true);
+            Watch(Path.Combine(layout.Storage, "message"), recursive: true);
+            string parts = Path.Combine(layout.Storage, "part");
+            Directory.CreateDirectory(parts);
+            int folders = Directory.EnumerateDirectories(parts).Take(maxPartFolders + 1).Count();
+            if (folders > maxPartFolders)
+            {
+                warn($"store watcher: over {maxPartFolders:N0} part folders, so parts another process adds to an existing message are not reported (sessions, messages and new messages' parts are)");
+            }
+
+            Watch(parts, recursive: folders <= maxPartFolders);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    private void Watch(string dir, bool recursive)
+    {
+        Directory.CreateDirectory(dir);
+        var watcher = new FileSystemWatcher(dir)
+        {
+            IncludeSubdirectories = recursive,
             NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.DirectoryName,
             InternalBufferSize = 64 * 1024,
         };
+        watchers.Add(watcher);
         watcher.Created += (_, e) => Touch(e.FullPath);
         watcher.Changed += (_, e) =>
         {
@@ -184,7 +215,11 @@ public sealed class StoreWatcher : IDisposable
 
     public void Dispose()
     {
-        watcher.Dispose();
+        foreach (var w in watchers)
+        {
+            w.Dispose();
+        }
+
         timer.Dispose();
     }
 }

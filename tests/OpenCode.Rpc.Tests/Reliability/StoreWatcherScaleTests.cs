@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using OpenCode.Rpc.Core.Sessions;
+using OpenCode.Rpc.Core.Storage;
+using OpenCode.Rpc.Tests.Infrastructure;
+
+namespace OpenCode.Rpc.Tests.Reliability;
+
+/// <summary>A store with more part folders than the watcher's cap is watched shallowly in its part area: no inotify
+/// watch per message folder, and what is still reported is what the warning says.</summary>
+public sealed class StoreWatcherScaleTests
+{
+    [Fact]
+    public async Task OverThePartFolderCap_SessionsMessagesAndNewMessagesPartsAreReported_ButNotPartsAddedToOldMessages()
+    {
+        using var dirs = new TestDirs();
+        var store = new SessionStore(new StoreLayout(dirs.DataDir));
+        store.Initialize();
+        for (int i = 0; i < 5; i++)
+        {
+            Directory.CreateDirectory(store.Layout.PartDir($"msg_old{i}"));
+        }
+
+        var events = new ConcurrentQueue<StoreEvent>();
+        var warnings = new ConcurrentQueue<string>();
+        using var watcher = new StoreWatcher(store, events.Enqueue, warnings.Enqueue, TimeSpan.FromMilliseconds(20), maxPartFolders: 3);
+        Assert.Contains(warnings, w => w.Contains("over 3 part folders", StringComparison.Ordinal));
+
+        // Another process (no temp name of ours): a part into an old message, a message, and a new message's part.
+        await File.WriteAllTextAsync(store.Layout.PartFile("msg_old1", "prt_a"), "{\"id\":\"prt_a\",\"sessionID\":\"ses_x\",\"messageID\":\"msg_old1\",\"type\":\"text\",\"text\":\"old\"}");
+        Directory.CreateDirectory(store.Layout.MessageDir("ses_x"));
+        await File.WriteAllTextAsync(store.Layout.MessageFile("ses_x", "msg_new"), "{\"id\":\"msg_new\",\"sessionID\":\"ses_x\",\"role\":\"user\",\"time\":{\"created\":1}}");
+        Directory.CreateDirectory(store.Layout.PartDir("msg_new"));
+        await File.WriteAllTextAsync(store.Layout.PartFile("msg_new", "prt_b"), "{\"id\":\"prt_b\",\"sessionID\":\"ses_x\",\"messageID\":\"msg_new\",\"type\":\"text\",\"text\":\"new\"}");
+
+        for (int i = 0; i < 200 && !(Has(events, "msg_new") && Has(events, "prt_b")); i++)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.True(Has(events, "msg_new"), "the message was not reported");
+        Assert.True(Has(events, "prt_b"), "the new message's part was not reported");
+        await Task.Delay(200); // past the debounce: a report of prt_a would be in by now
+        Assert.False(Has(events, "prt_a"));
+    }
+
+    [Fact]
+    public async Task UnderThePartFolderCap_APartAddedToAnOldMessageIsReported()
+    {
+        using var dirs = new TestDirs();
+        var store = new SessionStore(new StoreLayout(dirs.DataDir));
+        store.Initialize();
+        Directory.CreateDirectory(store.Layout.PartDir("msg_old1"));
+        var events = new ConcurrentQueue<StoreEvent>();
+        var warnings = new ConcurrentQueue<string>();
+        using var watcher = new StoreWatcher(store, events.Enqueue, warnings.Enqueue, TimeSpan.FromMilliseconds(20), maxPartFolders: 3);
+
+        await File.WriteAllTextAsync(store.Layout.PartFile("msg_old1", "prt_a"), "{\"id\":\"prt_a\",\"sessionID\":\"ses_x\",\"messageID\":\"msg_old1\",\"type\":\"text\",\"text\":\"old\"}");
+        for (int i = 0; i < 200 && !Has(events, "prt_a"); i++)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.True(Has(events, "prt_a"));
+        Assert.Empty(warnings);
+    }
+
+    private static bool Has(IEnumerable<StoreEvent> events, string id) =>
+        events.Any(e => (e.Properties["info"] ?? e.Properties["part"])?["id"]?.GetValue<string>() == id);
+}
