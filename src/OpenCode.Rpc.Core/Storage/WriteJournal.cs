@@ -281,7 +281,9 @@ public sealed class WriteJournal : IDisposable
     /// the helper's inherited descriptor, so ours is closed without unlocking (an unlock would release it for both).</summary>
     private bool HandOff()
     {
-        if (ExitHandOff is not { } handOff || lockFd < 0)
+        // Linux only: the helper recognises the lock it inherits through /proc/self/fd; elsewhere it would wait on a
+        // second lock of its own against the one it holds.
+        if (ExitHandOff is not { } handOff || lockFd < 0 || !OperatingSystem.IsLinux())
         {
             return false;
         }
