@@ -108,9 +108,14 @@ public sealed class SessionStore
         }
 
         // Before anything reads the store: writes a crash of the machine lost come back from their journal.
-        WriteJournal.Recover(Layout, warn);
+        WriteJournal.Recover(Layout, out int abandoned, warn);
+        AbandonedJournalsAtStart = abandoned;
         ReportRemoved(BulkWriter.CleanStale(Layout));
     }
+
+    /// <summary>How many journals of processes that died without closing them <see cref="Initialize"/> found: a sign
+    /// that temp files were left mid-write, worth a sweep now rather than at the next daily one.</summary>
+    public int AbandonedJournalsAtStart { get; private set; }
 
     /// <summary>
     /// Removes the temp files crashed writers left beside their targets, walking every folder of <c>storage/</c>: at

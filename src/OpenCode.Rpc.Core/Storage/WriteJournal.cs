@@ -378,8 +378,14 @@ public sealed class WriteJournal : IDisposable
     /// replayed first when the machine has rebooted since. Journals whose owner is alive are left alone.
     /// Returns how many files were written back.
     /// </summary>
-    public static int Recover(StoreLayout layout, Action<string>? warn = null, string? bootId = null)
+    public static int Recover(StoreLayout layout, Action<string>? warn = null, string? bootId = null) => Recover(layout, out _, warn, bootId);
+
+    /// <summary><see cref="Recover(StoreLayout, Action{string}?, string?)"/>, also saying how many journals of dead
+    /// processes it dealt with (<paramref name="abandoned"/>): a process that died without closing its journal may
+    /// have left temp files mid-write too.</summary>
+    public static int Recover(StoreLayout layout, out int abandoned, Action<string>? warn = null, string? bootId = null)
     {
+        abandoned = 0;
         string root = JournalRoot(layout);
         if (!Directory.Exists(root) || !Native.IsUnix)
         {
@@ -399,6 +405,7 @@ public sealed class WriteJournal : IDisposable
 
             try
             {
+                abandoned++;
                 restored += RecoverOne(layout, d, bootId, warn);
             }
             catch (IOException ex)

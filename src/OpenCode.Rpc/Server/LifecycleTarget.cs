@@ -95,7 +95,8 @@ public sealed partial class LifecycleTarget(ServerContext ctx)
     {
         try
         {
-            ctx.Store.SweepStaleTemps(Core.Sessions.SessionStore.TempSweepInterval);
+            // After a process died mid-work (its journal was left), sweep now; otherwise at most once a day.
+            ctx.Store.SweepStaleTemps(ctx.Store.AbandonedJournalsAtStart > 0 ? TimeSpan.Zero : Core.Sessions.SessionStore.TempSweepInterval);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

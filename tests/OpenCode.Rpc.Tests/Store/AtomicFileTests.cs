@@ -144,6 +144,38 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public async Task AServerStartingAfterAKilledOne_SweepsAtOnce_EvenWithinTheDailyInterval()
+    {
+        using var dirs = new TestDirs();
+        string stale;
+        await using (var first = await ProcessServer.StartAsync(dirs))
+        {
+            string sid = await Conversation.NewSessionAsync(first, "killed");
+            await Conversation.TurnAsync(first, sid, 1_700_000_000_000, "ask", "answer"); // journalled writes
+            string marker = Path.Combine(dirs.DataDir, "opencode-rpc", "temp-sweep");
+            for (int i = 0; i < 200 && !File.Exists(marker); i++)
+            {
+                await Task.Delay(25);
+            }
+
+            Assert.True(File.Exists(marker)); // the daily sweep ran: the next start's is due only because of the kill
+            stale = Path.Combine(dirs.Storage, "message", sid, "msg_x.json.1.a" + AtomicFile.TempSuffix);
+            File.WriteAllText(stale, "{");
+            File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
+            first.Process.Kill();
+            await first.Process.WaitForExitAsync();
+        }
+
+        await using var second = await ProcessServer.StartAsync(dirs);
+        for (int i = 0; i < 200 && File.Exists(stale); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(File.Exists(stale));
+    }
+
+    [Fact]
     public void BulkWriter_ShowsNothingInStorageBeforeFlush_ThenEveryFileAtOnce()
     {
         using var dirs = new TestDirs();
