@@ -32,11 +32,7 @@ public sealed class StoreWatcherScaleTests
         Directory.CreateDirectory(store.Layout.PartDir("msg_new"));
         await File.WriteAllTextAsync(store.Layout.PartFile("msg_new", "prt_b"), "{\"id\":\"prt_b\",\"sessionID\":\"ses_x\",\"messageID\":\"msg_new\",\"type\":\"text\",\"text\":\"new\"}");
 
-        for (int i = 0; i < 200 && !(Has(events, "msg_new") && Has(events, "prt_b")); i++)
-        {
-            await Task.Delay(25);
-        }
-
+        await Poll.UntilAsync(() => Has(events, "msg_new") && Has(events, "prt_b"));
         Assert.True(Has(events, "msg_new"), "the message was not reported");
         Assert.True(Has(events, "prt_b"), "the new message's part was not reported");
         await Task.Delay(200); // past the debounce: a report of prt_a would be in by now
@@ -55,12 +51,7 @@ public sealed class StoreWatcherScaleTests
         using var watcher = new StoreWatcher(store, events.Enqueue, warnings.Enqueue, TimeSpan.FromMilliseconds(20), maxPartFolders: 3);
 
         await File.WriteAllTextAsync(store.Layout.PartFile("msg_old1", "prt_a"), "{\"id\":\"prt_a\",\"sessionID\":\"ses_x\",\"messageID\":\"msg_old1\",\"type\":\"text\",\"text\":\"old\"}");
-        for (int i = 0; i < 200 && !Has(events, "prt_a"); i++)
-        {
-            await Task.Delay(25);
-        }
-
-        Assert.True(Has(events, "prt_a"));
+        Assert.True(await Poll.UntilAsync(() => Has(events, "prt_a")));
         Assert.Empty(warnings);
     }
 

@@ -135,12 +135,7 @@ public sealed class AtomicFileTests
         File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
 
         await using var server = await ProcessServer.StartAsync(dirs);
-        for (int i = 0; i < 200 && File.Exists(stale); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.False(File.Exists(stale));
+        Assert.True(await Poll.UntilAsync(() => !File.Exists(stale)));
     }
 
     [Fact]
@@ -153,12 +148,7 @@ public sealed class AtomicFileTests
             string sid = await Conversation.NewSessionAsync(first, "killed");
             await Conversation.TurnAsync(first, sid, 1_700_000_000_000, "ask", "answer"); // journalled writes
             string marker = Path.Combine(dirs.DataDir, "opencode-rpc", "temp-sweep");
-            for (int i = 0; i < 200 && !File.Exists(marker); i++)
-            {
-                await Task.Delay(25);
-            }
-
-            Assert.True(File.Exists(marker)); // the daily sweep ran: the next start's is due only because of the kill
+            Assert.True(await Poll.UntilAsync(() => File.Exists(marker))); // the daily sweep ran: the next start's is due only because of the kill
             stale = Path.Combine(dirs.Storage, "message", sid, "msg_x.json.1.a" + AtomicFile.TempSuffix);
             File.WriteAllText(stale, "{");
             File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(1));
@@ -167,12 +157,7 @@ public sealed class AtomicFileTests
         }
 
         await using var second = await ProcessServer.StartAsync(dirs);
-        for (int i = 0; i < 200 && File.Exists(stale); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.False(File.Exists(stale));
+        Assert.True(await Poll.UntilAsync(() => !File.Exists(stale)));
     }
 
     [Fact]

@@ -60,12 +60,7 @@ public sealed class ExportCliTests
         Assert.Equal(200, Directory.GetFiles(Path.Combine(dirs.Storage, "message"), "*.json", SearchOption.AllDirectories).Length);
 
         string root = Core.Storage.WriteJournal.JournalRoot(new Core.Storage.StoreLayout(dirs.DataDir));
-        for (int i = 0; i < 600 && Directory.Exists(root) && Directory.GetDirectories(root).Length > 0; i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.Empty(Directory.GetDirectories(root));
+        Assert.True(await Poll.UntilAsync(() => !Directory.Exists(root) || Directory.GetDirectories(root).Length == 0, 30));
         Assert.Equal(string.Empty, imported.Stderr);
     }
 
