@@ -580,7 +580,7 @@ public sealed class SessionStore
     /// <summary>The <c>*.json</c> files of a folder, as paths; null when it does not exist.</summary>
     internal static IReadOnlyList<string>? ListJsonFiles(string dir)
     {
-        if (OperatingSystem.IsLinux())
+        if (Native.IsLinux)
         {
             return Native.ListFiles(dir, ".json"u8) is { } names ? names.ConvertAll(n => Path.Join(dir, n)) : null;
         }
@@ -600,7 +600,7 @@ public sealed class SessionStore
     {
         try
         {
-            return Native.IsUnix ? Native.ReadFile(path) : File.ReadAllBytes(path);
+            return Native.IsLinux ? Native.ReadFile(path) : File.ReadAllBytes(path);
         }
         catch (FileNotFoundException)
         {

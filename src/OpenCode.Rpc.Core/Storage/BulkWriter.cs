@@ -274,7 +274,7 @@ public sealed class BulkWriter
 
     private static void WriteFile(string path, ReadOnlySpan<byte> bytes)
     {
-        if (Native.IsUnix)
+        if (Native.IsLinux)
         {
             Native.WriteNewFile(path, bytes);
             return;

@@ -50,6 +50,10 @@ internal static partial class Native
 
     internal static bool IsUnix => !OperatingSystem.IsWindows();
 
+    /// <summary>Where the open(2) flag values above are right (they are Linux's): the helpers that open files by
+    /// themselves (<see cref="ReadFile"/>, <see cref="WriteNewFile"/>, <see cref="ListFiles"/>) are used only there.</summary>
+    internal static bool IsLinux => OperatingSystem.IsLinux();
+
     /// <summary>fsync of an open file; throws when the data may not be on disk.</summary>
     internal static void Fsync(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
     {
