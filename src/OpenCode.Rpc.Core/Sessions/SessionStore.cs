@@ -560,12 +560,12 @@ public sealed class SessionStore
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
                 doc.Dispose();
-                throw new JsonException("the file does not hold a JSON object");
+                throw new JsonException(NotAnObject);
             }
         }
         catch (JsonException ex)
         {
-            warn($"skipping {new StoreCorruptException(path, file.Length == 0 ? "it is empty" : ex.Message, ex).Message}");
+            warn($"skipping {Corrupt(path, file, ex).Message}");
             return null;
         }
 
@@ -949,13 +949,19 @@ public sealed class SessionStore
         length = bytes.Length;
         try
         {
-            return JsJson.ParseOwned(bytes) as JsonObject ?? throw new JsonException("the file does not hold a JSON object");
+            return JsJson.ParseOwned(bytes) as JsonObject ?? throw new JsonException(NotAnObject);
         }
         catch (JsonException ex)
         {
-            throw new StoreCorruptException(path, bytes.Length == 0 ? "it is empty" : ex.Message, ex);
+            throw Corrupt(path, bytes, ex);
         }
     }
+
+    private const string NotAnObject = "the file does not hold a JSON object";
+
+    /// <summary>What a store file that does not parse (as nodes or as a document) is reported as.</summary>
+    private static StoreCorruptException Corrupt(string path, byte[] bytes, JsonException ex) =>
+        new(path, bytes.Length == 0 ? "it is empty" : ex.Message, ex);
 
     private JsonObject? TryReadData(string file)
     {

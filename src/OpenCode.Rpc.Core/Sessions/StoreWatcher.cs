@@ -45,8 +45,7 @@ public sealed class StoreWatcher : IDisposable
             Watch(Path.Combine(layout.Storage, "session"), recursive: true);
             Watch(Path.Combine(layout.Storage, "message"), recursive: true);
             string parts = Path.Combine(layout.Storage, "part");
-            Directory.CreateDirectory(parts);
-            int folders = Directory.EnumerateDirectories(parts).Take(maxPartFolders + 1).Count();
+            int folders = Directory.Exists(parts) ? Directory.EnumerateDirectories(parts).Take(maxPartFolders + 1).Count() : 0;
             if (folders > maxPartFolders)
             {
                 warn($"store watcher: over {maxPartFolders:N0} part folders, so parts another process adds to an existing message are not reported (sessions, messages and new messages' parts are)");

@@ -121,7 +121,7 @@ public sealed class WriteJournal : IDisposable
             var seg = segment ??= dir is null ? Open(preallocate) : NewSegment(SegmentPath(++segmentNo), preallocate);
             try
             {
-                seg.WriteDurably(records);
+                seg.WriteDurably(records, size);
             }
             catch
             {
@@ -250,13 +250,13 @@ public sealed class WriteJournal : IDisposable
         {
             if (dir is not null)
             {
-                if (unflushed && HandOff())
-                {
-                    return;
-                }
-
                 if (unflushed)
                 {
+                    if (HandOff())
+                    {
+                        return;
+                    }
+
                     Native.SyncFileSystem(layout.DataDir);
                 }
 
@@ -327,7 +327,8 @@ public sealed class WriteJournal : IDisposable
     public static void CompleteHandOff(StoreLayout layout, string journalDir, int lockFd, Action<string>? warn = null)
     {
         string full = Path.GetFullPath(journalDir);
-        if (!IsUnder(full, JournalRoot(layout)) || full.IndexOf(Path.DirectorySeparatorChar, JournalRoot(layout).Length + 1) >= 0)
+        string root = JournalRoot(layout);
+        if (!IsUnder(full, root) || full.IndexOf(Path.DirectorySeparatorChar, root.Length + 1) >= 0)
         {
             throw new ArgumentException($"{journalDir} is not a journal of {layout.DataDir}.", nameof(journalDir));
         }
@@ -648,33 +649,23 @@ public sealed class WriteJournal : IDisposable
         /// <summary>Appends the records and returns once they are on the disk. One <c>pwritev2</c> with <c>RWF_DSYNC</c>
         /// where the kernel has it: the write and its flush in a single call, instead of a write and an
         /// <c>fdatasync</c>; that call is most of what an acknowledged <c>message/update</c> waits for.</summary>
-        public void WriteDurably(List<byte[]> records)
+        public void WriteDurably(List<byte[]> records, long size)
         {
-            int done = Native.TryWriteDsync(handle, records, end);
-            long total = records.Sum(r => (long)r.Length);
-            if (done == total)
+            if (Native.TryWriteDsync(handle, records, end) != size)
             {
-                end += total;
-                return;
-            }
-
-            // Not supported here, or a short write: the rest the plain way, then a flush of the whole file's data.
-            long skip = Math.Max(0, done);
-            foreach (var record in records)
-            {
-                if (skip >= record.Length)
+                // Not supported here, or a short write: all of it the plain way (rewriting what did land is harmless:
+                // the same bytes at the same place), then a flush of the file's data.
+                long at = end;
+                foreach (var record in records)
                 {
-                    skip -= record.Length;
-                    end += record.Length;
-                    continue;
+                    RandomAccess.Write(handle, record, at);
+                    at += record.Length;
                 }
 
-                RandomAccess.Write(handle, record.AsSpan((int)skip), end + skip);
-                end += record.Length;
-                skip = 0;
+                Native.Fdatasync(handle);
             }
 
-            Native.Fdatasync(handle);
+            end += size;
         }
 
         public void Dispose() => handle.Dispose();
