@@ -50,6 +50,16 @@ public sealed class Bench(bool quick) : IDisposable
 
     // ------------------------------------------------------------------ items
 
+    /// <summary>A listening client of a sidecar (a process's stdio or an in-proc pipe), tracing nothing: StreamJsonRpc's
+    /// default listener would make a syslog call per notification the bench has no handler for.</summary>
+    internal static JsonRpc Client(Stream writeTo, Stream readFrom)
+    {
+        var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(writeTo, readFrom, RpcServer.CreateFormatter()));
+        RpcServer.QuietTrace(rpc, null);
+        rpc.StartListening();
+        return rpc;
+    }
+
     /// <summary>Process start to the initialize answer, of the shipped build (NativeAOT when published, else the
     /// framework-dependent dll), against the real <c>opencode --version</c>. The store is not empty: 1,000 sessions of
     /// 10 messages (20,000 part files in 10,000 folders), since a start that walked the store would grow with it.</summary>
@@ -66,9 +76,7 @@ public sealed class Bench(bool quick) : IDisposable
             var sw = Stopwatch.StartNew();
             var psi = Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]);
             using var p = Process.Start(psi)!;
-            using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
-            RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
-            rpc.StartListening();
+            using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
             await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
             double ms = sw.Elapsed.TotalMilliseconds;
             if (i > 0)
@@ -191,9 +199,7 @@ public sealed class Bench(bool quick) : IDisposable
         var dirs = NewDirs("tput");
         var (exe, prefix) = Sidecar();
         using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
-        using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
-        RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
-        rpc.StartListening();
+        using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
         await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
         string sid = (await Invoke(rpc, "session/create", new JsonObject())).GetProperty("id").GetString()!;
         var args = new JsonObject { ["sessionID"] = sid };
@@ -487,9 +493,7 @@ internal sealed class InProc : IAsyncDisposable
     {
         var (s, c) = FullDuplexStream.CreatePair();
         server = RpcServer.Start(s, s, new ServerOptions(dirs.Data, dirs.Project), _ => { });
-        client = new JsonRpc(new HeaderDelimitedMessageHandler(c, c, RpcServer.CreateFormatter()));
-        RpcServer.QuietTrace(client, null); // no syslog call per unhandled notification
-        client.StartListening();
+        client = Bench.Client(c, c);
     }
 
     public static async Task<InProc> StartAsync((string Data, string Project) dirs)

@@ -263,9 +263,7 @@ public sealed class SnapshotBench(bool quick) : IDisposable
 
         using var p = Process.Start(psi)!;
         _ = p.StandardError.ReadToEndAsync();
-        using var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(p.StandardInput.BaseStream, p.StandardOutput.BaseStream, RpcServer.CreateFormatter()));
-        RpcServer.QuietTrace(rpc, null); // no syslog call per unhandled notification
-        rpc.StartListening();
+        using var rpc = Bench.Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
         await Bench.Invoke(rpc, "initialize", new JsonObject { ["directory"] = project });
         var sw = Stopwatch.StartNew();
         await Bench.Invoke(rpc, "snapshot/track", new JsonObject { ["sessionID"] = session });
@@ -287,9 +285,7 @@ public sealed class SnapshotBench(bool quick) : IDisposable
             Directory.CreateDirectory(configDir);
             var (s, c) = FullDuplexStream.CreatePair();
             server = RpcServer.Start(s, s, new ServerOptions(data, project, ConfigDir: configDir), _ => { });
-            client = new JsonRpc(new HeaderDelimitedMessageHandler(c, c, RpcServer.CreateFormatter()));
-            RpcServer.QuietTrace(client, null); // no syslog call per unhandled notification
-            client.StartListening();
+            client = Bench.Client(c, c);
         }
 
         public static async Task<Server> StartAsync(string data, string project, string configDir)
