@@ -266,6 +266,8 @@ public sealed class RevertService : ISessionWriteHook
 
     /// <summary>Cleanup before the next message of a reverted session (OpenCode's <c>SessionRevert.cleanup</c>): the
     /// reverted messages and their part files are deleted, and <c>revert</c> is cleared.</summary>
+    public bool NeedsBeforeNewMessage(JsonObject session) => !recovered || session["revert"] is JsonObject;
+
     public async Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct)
     {
         await RecoverAsync(ct).ConfigureAwait(false);

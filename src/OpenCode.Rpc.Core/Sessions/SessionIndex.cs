@@ -51,12 +51,18 @@ internal sealed class SessionIndex(Action<string> warn)
     /// <summary>Records a write we made ourselves so the next list need not re-read that file.</summary>
     public void Put(string projectId, string file, JsonObject info)
     {
-        var entries = projects.GetOrAdd(projectId, _ => new ProjectEntries());
         var fi = new FileInfo(file);
+        Put(projectId, file, info, fi.LastWriteTimeUtc, fi.Length);
+    }
+
+    /// <summary>As <see cref="Put(string, string, JsonObject)"/>, for a writer that knows the file's mtime and length.</summary>
+    public void Put(string projectId, string file, JsonObject info, DateTime lastWriteUtc, long length)
+    {
+        var entries = projects.GetOrAdd(projectId, _ => new ProjectEntries());
         lock (entries)
         {
             string id = Path.GetFileNameWithoutExtension(file);
-            entries.ById[id] = new Entry(id, info, fi.LastWriteTimeUtc, fi.Length);
+            entries.ById[id] = new Entry(id, info, lastWriteUtc, length);
             entries.Snapshot = null;
             entries.Trusted = false; // the folder mtime moved; confirm on the next list
         }

@@ -13,6 +13,11 @@ public sealed record MessageWithParts(JsonObject Info, IReadOnlyList<JsonObject>
 /// <summary>Called by <see cref="SessionStore"/> before it creates a new message in a session.</summary>
 public interface ISessionWriteHook
 {
+    /// <summary>Whether a new message in this session (read under its lock) needs <see cref="BeforeNewMessageAsync"/>
+    /// first. Cheap: it is asked on every new message, with the session the store has just read anyway.</summary>
+    bool NeedsBeforeNewMessage(JsonObject session);
+
+    /// <summary>Runs outside the session lock, which it may take itself (locks are not reentrant).</summary>
     Task BeforeNewMessageAsync(string sessionId, string messageId, CancellationToken ct);
 }
 
@@ -750,41 +755,24 @@ public sealed class SessionStore
         OpenCodeSchema.ValidateMessage(info, "info");
         string sessionId = info["sessionID"]!.GetValue<string>();
         string messageId = info["id"]!.GetValue<string>();
-        if (WriteHook is { } hook && !File.Exists(Layout.MessageFile(sessionId, messageId)))
-        {
-            // Before the lock: the hook takes the session lock itself (locks are not reentrant).
-            await hook.BeforeNewMessageAsync(sessionId, messageId, ct).ConfigureAwait(false);
-        }
-
         JsonObject? touched = null;
-        using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
+        for (bool hookRan = false; ; hookRan = true)
         {
-            var (session, projectId) = ReadSession(sessionId);
-            string file = Layout.MessageFile(sessionId, messageId);
-            bool isNew = !File.Exists(file);
-            if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+            using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
             {
-                // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
-                // see (and on delete, remove) the first session's parts.
-                throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+                var (session, projectId) = ReadSession(sessionId);
+                string file = Layout.MessageFile(sessionId, messageId);
+                bool isNew = !File.Exists(file);
+                // Rare (a reverted session's next message): the hook runs outside the lock, then the write starts over.
+                bool hookFirst = isNew && !hookRan && WriteHook is { } hook && hook.NeedsBeforeNewMessage(session);
+                if (!hookFirst)
+                {
+                    touched = WriteMessage(info, file, isNew, session, projectId);
+                    break;
+                }
             }
 
-            if (isNew)
-            {
-                var t = session["time"] as JsonObject ?? new JsonObject();
-                t["updated"] = Math.Max(Now, Updated(session));
-                session["time"] = t;
-                // One journalled batch for both files: an acknowledged new message costs one flush of the journal.
-                // The message is renamed first, so a crash in between leaves it with an older time.updated.
-                string sessionFile = Layout.SessionFile(projectId, sessionId);
-                journal.Write([(file, JsJson.ToBytes(info)), (sessionFile, JsJson.ToBytes(session))]);
-                index.Put(projectId, sessionFile, session);
-                touched = session;
-            }
-            else
-            {
-                journal.Write([(file, JsJson.ToBytes(info))]);
-            }
+            await WriteHook!.BeforeNewMessageAsync(sessionId, messageId, ct).ConfigureAwait(false);
         }
 
         Publish("message.updated", new JsonObject { ["info"] = info.DeepClone() });
@@ -799,6 +787,37 @@ public sealed class SessionStore
         }
 
         return info;
+    }
+
+    /// <summary>Writes a message under its session's lock; a new one also moves the session's <c>time.updated</c>,
+    /// which is returned (null otherwise).</summary>
+    private JsonObject? WriteMessage(JsonObject info, string file, bool isNew, JsonObject session, string projectId)
+    {
+        string sessionId = info["sessionID"]!.GetValue<string>();
+        string messageId = info["id"]!.GetValue<string>();
+        if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+        {
+            // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
+            // see (and on delete, remove) the first session's parts.
+            throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
+        }
+
+        if (!isNew)
+        {
+            journal.Write([(file, JsJson.ToBytes(info))]);
+            return null;
+        }
+
+        var t = session["time"] as JsonObject ?? new JsonObject();
+        t["updated"] = Math.Max(Now, Updated(session));
+        session["time"] = t;
+        // One journalled batch for both files: an acknowledged new message costs one flush of the journal.
+        // The message is renamed first, so a crash in between leaves it with an older time.updated.
+        string sessionFile = Layout.SessionFile(projectId, sessionId);
+        byte[] sessionBytes = JsJson.ToBytes(session);
+        long[] stamps = journal.Write([(file, JsJson.ToBytes(info)), (sessionFile, sessionBytes)]);
+        index.Put(projectId, sessionFile, session, new DateTime(stamps[1], DateTimeKind.Utc), sessionBytes.Length);
+        return session;
     }
 
     /// <summary>Creates or replaces a part of any type. Its message must exist in the session the part names,

@@ -15,8 +15,7 @@ public static class AtomicFile
     public static void Write(string path, ReadOnlySpan<byte> bytes, bool durable = true)
     {
         string dir = Path.GetDirectoryName(path)!;
-        EnsureDirectory(dir);
-        string tmp = WriteTemp(path, bytes, durable);
+        string tmp = WriteTempCreatingFolder(path, bytes, durable, out _);
         Publish(tmp, path);
         if (durable)
         {
@@ -42,18 +41,7 @@ public static class AtomicFile
         {
             for (int i = 0; i < files.Count; i++)
             {
-                string dir = Path.GetDirectoryName(files[i].Path)!;
-                if (durable)
-                {
-                    EnsureDirectory(dir);
-                }
-                else if (!Directory.Exists(dir))
-                {
-                    OwnFolders.Create(dir); // the caller's journal recreates it after a crash
-                }
-
-                temps[i] = WriteTemp(files[i].Path, files[i].Bytes, durable);
-                stamps[i] = File.GetLastWriteTimeUtc(temps[i]).Ticks; // a rename keeps the mtime
+                temps[i] = WriteTempCreatingFolder(files[i].Path, files[i].Bytes, durable, out stamps[i]); // a rename keeps the mtime
             }
 
             for (int i = 0; i < files.Count; i++)
@@ -86,33 +74,73 @@ public static class AtomicFile
         return stamps;
     }
 
-    private static void EnsureDirectory(string dir)
+    /// <summary>Writes the temp file for <paramref name="path"/>, creating its folder when that is missing: tried
+    /// first and made on failure, since the folder is there for all but a message's first part. A folder made for a
+    /// durable write is durable in its parent; otherwise the caller's journal recreates it after a crash.</summary>
+    private static string WriteTempCreatingFolder(string path, ReadOnlySpan<byte> bytes, bool durable, out long stamp)
     {
-        if (!Directory.Exists(dir))
+        try
         {
-            CreateDirectoryDurably(dir);
+            return WriteTemp(path, bytes, durable, out stamp);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            string dir = Path.GetDirectoryName(path)!;
+            if (durable)
+            {
+                CreateDirectoryDurably(dir);
+            }
+            else
+            {
+                OwnFolders.Create(dir);
+            }
+
+            return WriteTemp(path, bytes, durable, out stamp);
         }
     }
 
-    private static string WriteTemp(string path, ReadOnlySpan<byte> bytes, bool durable)
+    // pid + a per-process random part + a counter: two processes (or two threads) never share a temp name, and a
+    // later process given a dead one's pid does not meet its leftovers.
+    private static readonly string TempTag = $".{Environment.ProcessId}.{Random.Shared.NextInt64():x16}";
+    private static long tempCounter;
+
+    /// <summary>A fresh temp name beside <paramref name="path"/>.</summary>
+    internal static string TempName(string path) => $"{path}{TempTag}{Interlocked.Increment(ref tempCounter):x}{TempSuffix}";
+
+    private static string WriteTemp(string path, ReadOnlySpan<byte> bytes, bool durable, out long stamp)
     {
-        // pid + random: two processes (or two threads) never share a temp name.
-        string tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}";
+        string tmp = TempName(path);
         try
         {
-            using var fs = new FileStream(tmp, new FileStreamOptions
+            if (Native.IsLinux)
+            {
+                // open, write, (fsync,) statx, close: .NET's FileStream adds flocks, an lseek and an fstat, and
+                // File.GetLastWriteTimeUtc a path lookup; this is on every acknowledged write's path.
+                stamp = Native.WriteNewFile(tmp, bytes, durable, stamp: true);
+                return tmp;
+            }
+
+            using (var fs = new FileStream(tmp, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
                 Share = FileShare.None,
                 BufferSize = 0,
                 Options = FileOptions.None,
-            });
-            fs.Write(bytes);
-            if (durable)
+            }))
             {
-                fs.Flush(flushToDisk: true);
+                fs.Write(bytes);
+                if (durable)
+                {
+                    fs.Flush(flushToDisk: true);
+                }
             }
+
+            stamp = File.GetLastWriteTimeUtc(tmp).Ticks;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw; // nothing was created
         }
         catch
         {
@@ -127,7 +155,14 @@ public static class AtomicFile
     {
         try
         {
-            File.Move(tmp, path, overwrite: true);
+            if (Native.IsLinux)
+            {
+                Native.Rename(tmp, path); // File.Move stats both paths first
+            }
+            else
+            {
+                File.Move(tmp, path, overwrite: true);
+            }
         }
         catch
         {

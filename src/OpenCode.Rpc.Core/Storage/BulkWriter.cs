@@ -81,7 +81,7 @@ public sealed class BulkWriter
         }
         else
         {
-            target = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{AtomicFile.TempSuffix}";
+            target = AtomicFile.TempName(path);
             pending.Add((target, path));
         }
 

@@ -249,9 +249,17 @@ internal static partial class Native
 
     /// <summary>
     /// Creates <paramref name="path"/>, which must not exist, with <paramref name="bytes"/>: open, write, close. .NET's
-    /// handle adds an <c>fstat</c> and an <c>lseek</c> per file, and a fork or an import creates thousands.
+    /// handle adds an <c>fstat</c>, an <c>lseek</c> and two <c>flock</c>s per file, and a fork or an import creates
+    /// thousands (and every acknowledged write at least one).
     /// </summary>
-    internal static unsafe void WriteNewFile(string path, ReadOnlySpan<byte> bytes)
+    internal static void WriteNewFile(string path, ReadOnlySpan<byte> bytes) => WriteNewFile(path, bytes, fsync: false, stamp: false);
+
+    /// <summary>
+    /// <see cref="WriteNewFile(string, ReadOnlySpan{byte})"/>, then, before the close, an <c>fsync</c> when
+    /// <paramref name="fsync"/> and the file's mtime (UTC ticks, as <see cref="File.GetLastWriteTimeUtc(string)"/> gives it)
+    /// when <paramref name="stamp"/>; 0 otherwise. Throws <see cref="DirectoryNotFoundException"/> when the folder is missing.
+    /// </summary>
+    internal static unsafe long WriteNewFile(string path, ReadOnlySpan<byte> bytes, bool fsync, bool stamp)
     {
         const int O_WRONLY = 1, O_EXCL = 0x80;
         int fd = Open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0x1B6 /* 0666, less the umask */);
@@ -287,10 +295,69 @@ internal static partial class Native
                     done += n;
                 }
             }
+
+            if (fsync && Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of {path} failed (errno {Marshal.GetLastPInvokeError()}).");
+            }
+
+            if (!stamp)
+            {
+                return 0;
+            }
+
+            // statx: one layout on every Linux architecture, unlike struct stat.
+            const int AT_EMPTY_PATH = 0x1000, STATX_MTIME = 0x40, MtimeOffset = 112;
+            byte* buf = stackalloc byte[256];
+            if (Statx(fd, "", AT_EMPTY_PATH, STATX_MTIME, buf) != 0)
+            {
+                throw new IOException($"Cannot stat {path} (errno {Marshal.GetLastPInvokeError()}).");
+            }
+
+            long sec = *(long*)(buf + MtimeOffset);
+            uint nsec = *(uint*)(buf + MtimeOffset + 8);
+            return DateTime.UnixEpoch.Ticks + (sec * TimeSpan.TicksPerSecond) + (nsec / 100);
         }
         finally
         {
             Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Statx(int dirfd, string path, int flags, int mask, byte* buf);
+
+    [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Mkdir(string path, int mode);
+
+    /// <summary>mkdir(2) of one folder: true when it made it, false when it already exists; throws
+    /// <see cref="DirectoryNotFoundException"/> when its parent is missing. Linux only.</summary>
+    internal static bool MakeDirectory(string path)
+    {
+        const int EEXIST = 17;
+        if (Mkdir(path, 0x1FF /* 0777, less the umask */) == 0)
+        {
+            return true;
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        return errno switch
+        {
+            EEXIST when Directory.Exists(path) => false,
+            ENOENT => throw new DirectoryNotFoundException($"Cannot create {path}: its parent is missing."),
+            _ => throw new IOException($"Cannot create the folder {path} (errno {errno})."),
+        };
+    }
+
+    /// <summary>rename(2), throwing with the errno when it fails. Linux only (see <see cref="IsLinux"/>).</summary>
+    internal static void Rename(string from, string to)
+    {
+        if (RenamePath(from, to) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno == ENOENT
+                ? new FileNotFoundException($"Cannot rename {from}: it is gone.")
+                : new IOException($"Cannot rename {from} to {to} (errno {errno}).");
         }
     }
 

@@ -36,6 +36,13 @@ public static class OwnFolders
     /// outermost first (so a caller can make each entry durable in its parent).</summary>
     public static List<string> Create(string dir)
     {
+        var made = new List<string>();
+        if (Native.IsLinux)
+        {
+            MakeMissing(dir, made);
+            return made;
+        }
+
         var missing = new List<string>();
         for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
         {
@@ -50,5 +57,36 @@ public static class OwnFolders
         }
 
         return missing;
+    }
+
+    /// <summary>mkdir first, the parent only when that fails for want of it: a message's part folder is one syscall,
+    /// not the four stats and a mkdir of <see cref="Directory.CreateDirectory(string)"/> after the checks above.</summary>
+    private static void MakeMissing(string dir, List<string> made)
+    {
+        Mark(dir);
+        try
+        {
+            if (!Native.MakeDirectory(dir))
+            {
+                Recent.TryRemove(dir, out _); // someone else's
+                return;
+            }
+        }
+        catch (DirectoryNotFoundException) when (Path.GetDirectoryName(dir) is { } parent && parent != dir)
+        {
+            MakeMissing(parent, made);
+            if (!Native.MakeDirectory(dir))
+            {
+                Recent.TryRemove(dir, out _);
+                return;
+            }
+        }
+        catch
+        {
+            Recent.TryRemove(dir, out _);
+            throw;
+        }
+
+        made.Add(dir);
     }
 }

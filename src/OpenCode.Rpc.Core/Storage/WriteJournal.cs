@@ -101,11 +101,12 @@ public sealed class WriteJournal : IDisposable
 
     /// <summary>Replaces each file atomically and returns once the batch is durable through the journal. The files
     /// are renamed in the order given, before the record is appended, so a checkpoint that runs after the append
-    /// covers every rename it describes.</summary>
-    public void Write(IReadOnlyList<(string Path, byte[] Bytes)> files)
+    /// covers every rename it describes. Returns each file's new mtime (UTC ticks).</summary>
+    public long[] Write(IReadOnlyList<(string Path, byte[] Bytes)> files)
     {
         long[] stamps = AtomicFile.WriteAll(files, durable: false);
         Append([Encode(layout.DataDir, files, stamps)]);
+        return stamps;
     }
 
     /// <summary>Appends whole records to the current segment and flushes it once.</summary>

@@ -38,6 +38,44 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void WriteAll_ReturnsEachFilesOwnMtime_AsTheJournalRecordsIt()
+    {
+        using var dirs = new TestDirs();
+        var files = Enumerable.Range(0, 5).Select(i => (Path.Combine(dirs.Root, "m", $"f{i}.json"), Encoding.UTF8.GetBytes($"{{\"i\":{i}}}"))).ToList();
+        long[] stamps = AtomicFile.WriteAll(files, durable: false);
+        for (int i = 0; i < files.Count; i++)
+        {
+            Assert.Equal(File.GetLastWriteTimeUtc(files[i].Item1).Ticks, stamps[i]);
+        }
+    }
+
+    [Fact]
+    public void OwnFolders_Create_MakesEveryMissingFolderOutermostFirst_AndMarksOnlyThose()
+    {
+        using var dirs = new TestDirs();
+        string existing = Directory.CreateDirectory(Path.Combine(dirs.Root, "have")).FullName;
+        string deep = Path.Combine(existing, "a", "b", "c");
+        var made = OwnFolders.Create(deep);
+        Assert.Equal([Path.Combine(existing, "a"), Path.Combine(existing, "a", "b"), deep], made);
+        Assert.True(Directory.Exists(deep));
+        Assert.All(made, d => Assert.True(OwnFolders.Take(d)));
+        Assert.False(OwnFolders.Take(existing));
+        Assert.Empty(OwnFolders.Create(deep)); // already there: nothing made, nothing marked
+        Assert.False(OwnFolders.Take(deep));
+    }
+
+    [Fact]
+    public void OwnFolders_Create_UnderAFile_Fails_AndMarksNothing()
+    {
+        using var dirs = new TestDirs();
+        string blocker = Path.Combine(dirs.Root, "blocker");
+        File.WriteAllText(blocker, "a file");
+        string dir = Path.Combine(blocker, "sub");
+        Assert.ThrowsAny<IOException>(() => OwnFolders.Create(dir));
+        Assert.False(OwnFolders.Take(dir));
+    }
+
+    [Fact]
     public void WriteAll_ThatFailsOnALaterFile_LeavesTheEarlierFilesUntouched_AndNoTemp()
     {
         using var dirs = new TestDirs();
