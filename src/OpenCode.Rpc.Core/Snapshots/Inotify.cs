@@ -4,8 +4,12 @@ using System.Text;
 namespace OpenCode.Rpc.Core.Snapshots;
 
 /// <summary>A path that changed since the last drain. <see cref="IsDir"/>: a folder was created, deleted or moved there
-/// (or, with <see cref="Self"/>, the watched folder itself went away), so that subtree must be looked at again.</summary>
-internal readonly record struct Change(string Path, bool IsDir, bool Self);
+/// (or, with <see cref="Self"/>, the watched folder itself went away), so that subtree must be looked at again.
+/// <see cref="Mask"/> and <see cref="Cookie"/> are the event's own (a rename's two halves share a cookie).</summary>
+internal readonly record struct Change(string Path, bool IsDir, bool Self, uint Mask = 0, uint Cookie = 0)
+{
+    public bool Is(uint events) => (Mask & events) != 0;
+}
 
 /// <summary>
 /// One inotify instance watching the folders of a worktree, read without a thread: <see cref="Drain"/> reads every
@@ -18,36 +22,38 @@ internal sealed unsafe partial class Inotify : IDisposable
 {
     private const uint InModify = 0x2;
     private const uint InAttrib = 0x4;
-    private const uint InCloseWrite = 0x8;
-    private const uint InMovedFrom = 0x40;
-    private const uint InMovedTo = 0x80;
-    private const uint InCreate = 0x100;
+    internal const uint InCloseWrite = 0x8;
+    internal const uint InMovedFrom = 0x40;
+    internal const uint InMovedTo = 0x80;
+    internal const uint InCreate = 0x100;
     private const uint InDelete = 0x200;
-    private const uint InDeleteSelf = 0x400;
-    private const uint InMoveSelf = 0x800;
+    internal const uint InDeleteSelf = 0x400;
+    internal const uint InMoveSelf = 0x800;
     private const uint InUnmount = 0x2000;
     private const uint InQOverflow = 0x4000;
     private const uint InIgnored = 0x8000;
-    private const uint InOnlyDir = 0x1000000;
+    internal const uint InOnlyDir = 0x1000000;
     private const uint InDontFollow = 0x2000000;
-    private const uint InExclUnlink = 0x4000000;
+    internal const uint InExclUnlink = 0x4000000;
     private const uint InIsDir = 0x40000000;
     private const int InNonBlock = 0x800;
     private const int InCloExec = 0x80000;
 
     // Content (write, truncate, close after write), mode and times (chmod, touch), and every way an entry appears or
     // goes away. IN_CLOSE_WRITE also covers a writer that changed the file through mmap and then closed it.
-    private const uint Mask = InModify | InAttrib | InCloseWrite | InMovedFrom | InMovedTo | InCreate | InDelete | InDeleteSelf | InMoveSelf
+    private const uint WorktreeMask = InModify | InAttrib | InCloseWrite | InMovedFrom | InMovedTo | InCreate | InDelete | InDeleteSelf | InMoveSelf
         | InOnlyDir | InExclUnlink;
 
     private readonly Dictionary<int, string> dirOf = [];
     private readonly Dictionary<string, int> wdOf = new(StringComparer.Ordinal);
     private readonly byte[] buffer = new byte[64 * 1024];
+    private readonly uint mask;
     private int fd;
 
-    private Inotify(int fd)
+    private Inotify(int fd, uint mask)
     {
         this.fd = fd;
+        this.mask = mask;
     }
 
     public int Count => wdOf.Count;
@@ -65,7 +71,10 @@ internal sealed unsafe partial class Inotify : IDisposable
     private static partial nint Read(int fd, byte* buf, nint count);
 
     /// <summary>A new instance, or null (and why) when the system has none to give (the per-user instance limit).</summary>
-    public static Inotify? TryCreate(out string? why)
+    public static Inotify? TryCreate(out string? why) => TryCreate(WorktreeMask, out why);
+
+    /// <summary>As <see cref="TryCreate(out string?)"/>, watching for the events in <paramref name="events"/>.</summary>
+    public static Inotify? TryCreate(uint events, out string? why)
     {
         int fd = InotifyInit1(InNonBlock | InCloExec);
         if (fd < 0)
@@ -75,7 +84,25 @@ internal sealed unsafe partial class Inotify : IDisposable
         }
 
         why = null;
-        return new Inotify(fd);
+        return new Inotify(fd, events);
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    /// <summary>Blocks until an event is queued or <paramref name="timeoutMs"/> passes; true when one is queued.</summary>
+    public bool WaitReadable(int timeoutMs)
+    {
+        const short PollIn = 1;
+        var p = new PollFd { Fd = fd, Events = PollIn };
+        return fd >= 0 && Poll(&p, 1, timeoutMs) > 0 && (p.Revents & PollIn) != 0;
     }
 
     /// <summary>Watches a folder (worktree-relative <paramref name="rel"/>, "" for the root). Must be called before the
@@ -84,8 +111,7 @@ internal sealed unsafe partial class Inotify : IDisposable
     public bool Watch(string rel, string abs, out bool fatal)
     {
         // The root may itself be reached through a symlink (a project opened by a linked path); nothing below it is.
-        uint mask = rel.Length == 0 ? Mask : Mask | InDontFollow;
-        int wd = InotifyAddWatch(fd, abs, mask);
+        int wd = InotifyAddWatch(fd, abs, rel.Length == 0 ? mask : mask | InDontFollow);
         if (wd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -153,6 +179,7 @@ internal sealed unsafe partial class Inotify : IDisposable
                 {
                     int wd = *(int*)(b + off);
                     uint mask = *(uint*)(b + off + 4);
+                    uint cookie = *(uint*)(b + off + 8);
                     int len = (int)*(uint*)(b + off + 12);
                     var nameBytes = new ReadOnlySpan<byte>(b + off + 16, len);
                     int nul = nameBytes.IndexOf((byte)0);
@@ -192,7 +219,7 @@ internal sealed unsafe partial class Inotify : IDisposable
                         continue; // a folder's own mode or times: not part of a snapshot
                     }
 
-                    changes.Add(new Change(dir.Length == 0 ? name : dir + "/" + name, (mask & InIsDir) != 0, false));
+                    changes.Add(new Change(dir.Length == 0 ? name : dir + "/" + name, (mask & InIsDir) != 0, false, mask, cookie));
                 }
             }
         }
