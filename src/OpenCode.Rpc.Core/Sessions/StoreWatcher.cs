@@ -11,7 +11,7 @@ namespace OpenCode.Rpc.Core.Sessions;
 /// Notices store changes made by another process (a second sidecar, OpenCode itself) and raises the same events
 /// <see cref="SessionStore"/> raises for its own writes: <c>session.updated {info}</c>, <c>message.updated {info}</c>,
 /// <c>message.part.updated {part}</c>. Changes are debounced (a burst of file events for one file gives one event) and
-/// deduplicated against this process's own writes and against what was already reported (by a hash of the object).
+/// deduplicated: this process's own writes are known by their temp names, and what was already reported by a hash of the object.
 /// Deletions are not reported (a deleted file has nothing left to read); temp files are never read.
 /// On Linux it reads inotify itself, on its own thread, a debounce after the first event of a burst: this process's
 /// own writes (four events per file) then cost no wake-up while a request is being answered, which on two cores is
@@ -31,6 +31,7 @@ public sealed class StoreWatcher : IDisposable
     private readonly bool deepParts;
     private readonly string ownTemp = $".{Environment.ProcessId}.";
     private readonly ConcurrentDictionary<string, byte> unreadable = new(StringComparer.Ordinal); // read once, torn
+    private readonly Lock inotifyGate = new(); // the reader and writers adding watches for their own folders
     private volatile bool disposed;
     private bool retryPending;
     private Thread? reader;
@@ -85,6 +86,7 @@ public sealed class StoreWatcher : IDisposable
                     }
                 }
 
+                OwnFolders.Made += WatchOwnFolder;
                 reader = new Thread(ReadEvents) { IsBackground = true, Name = "store watcher" };
                 reader.Start();
                 return;
@@ -102,14 +104,47 @@ public sealed class StoreWatcher : IDisposable
         }
     }
 
+    /// <summary>A folder this process just made (a new session's message folder, a new message's part folder): watched
+    /// at once, on the writer's thread, so another process's file in it is heard even if it lands before the reader
+    /// next wakes.</summary>
+    private void WatchOwnFolder(string dir)
+    {
+        if (dir.Length > layout.Storage.Length + 1 && dir.StartsWith(layout.Storage, StringComparison.Ordinal) && dir[layout.Storage.Length] == Path.DirectorySeparatorChar
+            && Watchable(dir[(layout.Storage.Length + 1)..]) is { } rel)
+        {
+            AddWatch(rel);
+        }
+    }
+
+    /// <summary>The store-relative path of a folder one level down an area (a project's, a session's, a message's)
+    /// that is watched, or null.</summary>
+    private string? Watchable(string rel)
+    {
+        int slash = rel.IndexOf('/');
+        return slash > 0 && rel.IndexOf('/', slash + 1) < 0 && Areas.Contains(rel[..slash]) && (deepParts || !rel.StartsWith("part/", StringComparison.Ordinal))
+            && !AtomicFile.IsTemp(rel) ? rel : null;
+    }
+
     private void AddWatch(string rel)
     {
-        if (watchesExhausted || inotify!.Watch(rel, Path.Combine(layout.Storage, rel), out bool fatal) || !fatal)
+        bool watching;
+        bool fatal;
+        lock (inotifyGate)
         {
-            return; // watching, or the folder is already gone
+            if (watchesExhausted || disposed)
+            {
+                return;
+            }
+
+            watching = inotify!.Watch(rel, Path.Combine(layout.Storage, rel), out fatal);
+            if (watching || !fatal)
+            {
+                return; // watching, or the folder is already gone
+            }
+
+            watchesExhausted = true;
         }
 
-        watchesExhausted = true;
         warn($"store watcher: no inotify watch left for {rel} (the per-user limit is reached): changes in new folders are not reported");
     }
 
@@ -144,7 +179,13 @@ public sealed class StoreWatcher : IDisposable
                 }
 
                 changes.Clear();
-                if (!inotify.Drain(changes))
+                bool complete;
+                lock (inotifyGate)
+                {
+                    complete = inotify.Drain(changes);
+                }
+
+                if (!complete)
                 {
                     warn("store watcher: the inotify queue overflowed; some changes by other processes were not reported");
                 }
@@ -159,7 +200,11 @@ public sealed class StoreWatcher : IDisposable
         }
         finally
         {
-            inotify.Dispose();
+            OwnFolders.Made -= WatchOwnFolder;
+            lock (inotifyGate)
+            {
+                inotify.Dispose();
+            }
         }
     }
 
@@ -189,10 +234,11 @@ public sealed class StoreWatcher : IDisposable
             string abs = Path.Combine(layout.Storage, c.Path);
             if (c.IsDir)
             {
-                // A folder made or moved in one level down an area: a project's, a session's or a message's.
-                if (c.Path.Count(ch => ch == '/') == 1 && (deepParts || !c.Path.StartsWith("part/", StringComparison.Ordinal)) && !AtomicFile.IsTemp(c.Path))
+                // A folder made or moved in one level down an area: a project's, a session's or a message's (our own
+                // were watched as they were made; watching again is harmless).
+                if (Watchable(c.Path) is { } rel)
                 {
-                    AddWatch(c.Path);
+                    AddWatch(rel);
                 }
 
                 Touch(abs);
@@ -242,12 +288,14 @@ public sealed class StoreWatcher : IDisposable
         watcher.EnableRaisingEvents = true;
     }
 
-    /// <summary>Records an object this process wrote, so the file event it causes is not reported again.</summary>
+    /// <summary>An object this process wrote: its own file events are told apart by our temp names, so all that is
+    /// left is to forget what another process last had there, so that a later write of that back is reported again.
+    /// (Forgetting, not hashing: this runs on every acknowledged write's path.)</summary>
     private void Remember(StoreEvent e)
     {
-        if ((e.Properties["info"] ?? e.Properties["part"]) is JsonObject o && o["id"]?.GetValue<string>() is { } id)
+        if ((e.Properties["info"] ?? e.Properties["part"]) is JsonObject o && o["id"] is JsonValue v && v.TryGetValue<string>(out var id))
         {
-            known[id] = Hash(o);
+            known.TryRemove(id, out _);
         }
     }
 
@@ -394,6 +442,10 @@ public sealed class StoreWatcher : IDisposable
         if (reader is null)
         {
             inotify?.Dispose(); // otherwise the reader closes it as it leaves (it may be reading it now)
+        }
+        else
+        {
+            OwnFolders.Made -= WatchOwnFolder;
         }
     }
 }

@@ -13,6 +13,10 @@ public static class OwnFolders
 
     public static void Mark(string dir) => Recent[dir] = DateTime.UtcNow;
 
+    /// <summary>Raised, on the creating thread, for each folder <see cref="Create"/> made, right after the mkdir: a
+    /// store watcher watches it before anything is written into it (it is told of the folder itself only later).</summary>
+    internal static event Action<string>? Made;
+
     /// <summary>True (once) when <paramref name="dir"/> is a folder this process made.</summary>
     public static bool Take(string dir)
     {
@@ -54,6 +58,7 @@ public static class OwnFolders
         {
             Mark(d); // before it exists: the watcher may hear of it before CreateDirectory returns
             Directory.CreateDirectory(d);
+            Made?.Invoke(d);
         }
 
         return missing;
@@ -88,5 +93,6 @@ public static class OwnFolders
         }
 
         made.Add(dir);
+        Made?.Invoke(dir);
     }
 }

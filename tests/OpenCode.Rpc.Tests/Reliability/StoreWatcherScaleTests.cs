@@ -89,7 +89,9 @@ public sealed class StoreWatcherScaleTests
         var store = new SessionStore(new StoreLayout(dirs.DataDir));
         store.Initialize();
         var events = new ConcurrentQueue<StoreEvent>();
-        using var watcher = new StoreWatcher(store, events.Enqueue, _ => { }, TimeSpan.FromMilliseconds(20));
+        // A long debounce: the other writer's file lands in the message folder we just made long before the watcher
+        // reads its queue, so it is heard only if that folder was watched as it was made.
+        using var watcher = new StoreWatcher(store, events.Enqueue, _ => { }, TimeSpan.FromMilliseconds(400));
         var project = OpenCode.Rpc.Core.Projects.ProjectResolver.Resolve(dirs.ProjectDir);
         var session = await store.CreateSessionAsync(project, "mine", null, CancellationToken.None);
         string sid = session["id"]!.GetValue<string>();
@@ -105,7 +107,7 @@ public sealed class StoreWatcherScaleTests
         await File.WriteAllTextAsync(other + ".99999999.x.tmp", $"{{\"id\":\"msg_other\",\"sessionID\":\"{sid}\",\"role\":\"user\",\"time\":{{\"created\":2}}}}");
         File.Move(other + ".99999999.x.tmp", other);
         Assert.True(await Poll.UntilAsync(() => Has(events, "msg_other")));
-        await Task.Delay(100);
+        await Task.Delay(500);
         Assert.False(Has(events, mid));
         Assert.False(Has(events, sid));
     }
