@@ -87,7 +87,27 @@ public sealed class CompactionService : IMessageWrittenHook
     public OpenCodeConfig LoadConfig()
     {
         var p = project();
-        return OpenCodeConfig.Load(locations, p.Directory, p.IsGit ? p.Worktree : null);
+        var config = OpenCodeConfig.Load(locations, p.Directory, p.IsGit ? p.Worktree : null);
+        recentConfig = new RecentRead(config, p.Directory, Environment.TickCount64);
+        return config;
+    }
+
+    /// <summary>How long the check after each assistant message write reuses the config it last read.</summary>
+    public static readonly TimeSpan ConfigReuse = TimeSpan.FromSeconds(1);
+
+    private volatile RecentRead? recentConfig; // one reference: threads never see half of it
+
+    private sealed record RecentRead(OpenCodeConfig Config, string Directory, long At);
+
+    /// <summary>The config for the check that follows every assistant message write (an agent writes several per
+    /// turn): read again at most once a <see cref="ConfigReuse"/>, since reading it is a dozen file probes and a parse,
+    /// on the write's path. Explicit requests (compact, prune, context) read it afresh.</summary>
+    private OpenCodeConfig RecentConfig()
+    {
+        var p = project();
+        return recentConfig is { } r && r.Directory == p.Directory && Environment.TickCount64 - r.At < ConfigReuse.TotalMilliseconds
+            ? r.Config
+            : LoadConfig();
     }
 
     public CompactionSettings Settings(OpenCodeConfig config) => CompactionSettings.From(config, env);
@@ -451,7 +471,7 @@ public sealed class CompactionService : IMessageWrittenHook
             return null;
         }
 
-        var config = LoadConfig();
+        var config = RecentConfig();
         var settings = Settings(config);
         bool overflowError = Str(info["error"]?["name"]) == "ContextOverflowError";
         bool overflow = settings.Auto && (overflowError

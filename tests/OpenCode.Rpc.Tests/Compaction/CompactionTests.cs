@@ -192,6 +192,21 @@ public sealed class CompactionTests
     }
 
     [Fact]
+    public async Task Auto_SeesAConfigChange_OnceItsLastReadIsOlderThanTheReuseWindow()
+    {
+        await using var h = await CompactionHarness.StartAsync("{" + CompactionHarness.TinyModelConfig + "}");
+        var (_, _, _, _, u3) = await h.BigHeadConversationAsync();
+        await Conversation.AddAsync(h.Client, h.Assistant(u3, input: 100), h.Text("under the limit")); // reads the config
+        string file = Directory.GetFiles(h.ConfigDir, "*.json*").Single();
+        await File.WriteAllTextAsync(file, """{ "compaction": { "auto": false }, """ + CompactionHarness.TinyModelConfig + "}");
+        await Task.Delay(CompactionService.ConfigReuse + TimeSpan.FromMilliseconds(200));
+        int before = (await h.MessagesAsync()).GetArrayLength();
+        await Conversation.AddAsync(h.Client, h.Assistant(u3, input: 50_000), h.Text("over it, but auto is now off"));
+        Assert.Equal(before + 1, (await h.MessagesAsync()).GetArrayLength());
+        Assert.DoesNotContain(h.Client.Notifications, n => n.Method == Notifications.SessionCompacted);
+    }
+
+    [Fact]
     public async Task Auto_UnderTheLimit_DoesNotCompact()
     {
         await using var h = await CompactionHarness.StartAsync("{" + CompactionHarness.TinyModelConfig + "}");
