@@ -244,6 +244,13 @@ public sealed class SessionStore
         return (ReadObject(file) ?? throw NotFoundException.ForSession(sessionId), projectId);
     }
 
+    /// <summary>Throws unless the session exists; cheaper than <see cref="ReadSession"/> (its file is not read).</summary>
+    private void RequireSession(string sessionId)
+    {
+        CheckId(sessionId, Identifier.Session, "sessionID");
+        _ = LocateSession(sessionId) ?? throw NotFoundException.ForSession(sessionId);
+    }
+
     public bool SessionExists(string sessionId) => Identifier.IsValid(sessionId, Identifier.Session) && LocateSession(sessionId) is not null;
 
     /// <summary>Sessions of one project, newest <c>time.updated</c> first (ties: newest created first).</summary>
@@ -760,14 +767,20 @@ public sealed class SessionStore
         {
             using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
             {
-                var (session, projectId) = ReadSession(sessionId);
                 string file = Layout.MessageFile(sessionId, messageId);
-                bool isNew = !File.Exists(file);
-                // Rare (a reverted session's next message): the hook runs outside the lock, then the write starts over.
-                bool hookFirst = isNew && !hookRan && WriteHook is { } hook && hook.NeedsBeforeNewMessage(session);
-                if (!hookFirst)
+                if (File.Exists(file))
                 {
-                    touched = WriteMessage(info, file, isNew, session, projectId);
+                    // A rewrite (an assistant message's tokens, its finish): the session only has to exist, as for a part.
+                    RequireSession(sessionId);
+                    journal.Write([(file, JsJson.ToBytes(info))]);
+                    break;
+                }
+
+                var (session, projectId) = ReadSession(sessionId);
+                // Rare (a reverted session's next message): the hook runs outside the lock, then the write starts over.
+                if (hookRan || WriteHook is not { } hook || !hook.NeedsBeforeNewMessage(session))
+                {
+                    touched = WriteNewMessage(info, file, session, projectId);
                     break;
                 }
             }
@@ -789,23 +802,17 @@ public sealed class SessionStore
         return info;
     }
 
-    /// <summary>Writes a message under its session's lock; a new one also moves the session's <c>time.updated</c>,
-    /// which is returned (null otherwise).</summary>
-    private JsonObject? WriteMessage(JsonObject info, string file, bool isNew, JsonObject session, string projectId)
+    /// <summary>Writes a new message under its session's lock and moves the session's <c>time.updated</c>, as a new
+    /// prompt does in OpenCode; returns the session so touched.</summary>
+    private JsonObject WriteNewMessage(JsonObject info, string file, JsonObject session, string projectId)
     {
         string sessionId = info["sessionID"]!.GetValue<string>();
         string messageId = info["id"]!.GetValue<string>();
-        if (isNew && PartOwner(messageId) is { } owner && owner != sessionId)
+        if (PartOwner(messageId) is { } owner && owner != sessionId)
         {
             // storage/part/<messageID>/ is keyed by the message id alone: a second session reusing the id would
             // see (and on delete, remove) the first session's parts.
             throw new OpenCodeException(ErrorKind.Conflict, $"Message {messageId} already belongs to session {owner}: message ids must be unique across sessions.");
-        }
-
-        if (!isNew)
-        {
-            journal.Write([(file, JsJson.ToBytes(info))]);
-            return null;
         }
 
         var t = session["time"] as JsonObject ?? new JsonObject();
@@ -836,8 +843,7 @@ public sealed class SessionStore
         using (await LockSessionAsync(sessionId, ct).ConfigureAwait(false))
         {
             // The hot path of a streaming agent: the session only has to exist (no read and parse of its file).
-            CheckId(sessionId, Identifier.Session, "sessionID");
-            _ = LocateSession(sessionId) ?? throw NotFoundException.ForSession(sessionId);
+            RequireSession(sessionId);
             if (!File.Exists(Layout.MessageFile(sessionId, messageId)))
             {
                 throw NotFoundException.ForMessage(messageId);
