@@ -192,6 +192,74 @@ public sealed class Bench(bool quick) : IDisposable
             "≤ 1 ms / ≤ 5 ms");
     }
 
+    /// <summary>An agent's turn as OpenCode writes it, over the shipped sidecar's stdio: a user message, an assistant
+    /// message, three parts, then the assistant message rewritten with its tokens and finish (which runs the automatic
+    /// compaction check). Each call timed from request to answer; three rounds, a fresh process and store each.</summary>
+    public async Task<Row> AgentTurnAsync()
+    {
+        var (exe, prefix) = Sidecar();
+        var times = new Dictionary<string, List<double>> { ["user"] = [], ["assistant"] = [], ["part"] = [], ["finish"] = [] };
+        int turns = quick ? 100 : 500;
+        for (int round = 0; round < (quick ? 1 : 3); round++)
+        {
+            var dirs = NewDirs($"turns{round}");
+            using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
+            _ = p.StandardError.ReadToEndAsync();
+            using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
+            await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
+            string sid = (await Invoke(rpc, "session/create", new JsonObject { ["title"] = "bench" })).GetProperty("id").GetString()!;
+            async Task<JsonElement> Timed(string what, int turn, string method, JsonObject args)
+            {
+                var sw = Stopwatch.StartNew();
+                var r = await Invoke(rpc, method, args);
+                if (turn >= turns / 10)
+                {
+                    times[what].Add(sw.Elapsed.TotalMilliseconds); // the first tenth is the warm-up
+                }
+
+                return r;
+            }
+
+            for (int i = 0; i < turns; i++)
+            {
+                long t = 1_000_000 + (i * 10L);
+                var user = new JsonObject
+                {
+                    ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = t }, ["agent"] = "build",
+                    ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" },
+                };
+                string uid = (await Timed("user", i, "message/update", new JsonObject { ["info"] = user })).GetProperty("id").GetString()!;
+                var assistant = new JsonObject
+                {
+                    ["parentID"] = uid, ["role"] = "assistant", ["mode"] = "build", ["agent"] = "build",
+                    ["path"] = new JsonObject { ["cwd"] = dirs.Project, ["root"] = dirs.Project }, ["cost"] = 0,
+                    ["tokens"] = new JsonObject { ["total"] = 0, ["input"] = 0, ["output"] = 0, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } },
+                    ["modelID"] = "m", ["providerID"] = "p", ["time"] = new JsonObject { ["created"] = t + 1 }, ["sessionID"] = sid,
+                };
+                string aid = (await Timed("assistant", i, "message/update", new JsonObject { ["info"] = assistant.DeepClone() })).GetProperty("id").GetString()!;
+                for (int k = 0; k < 3; k++)
+                {
+                    await Timed("part", i, "part/update", new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = aid, ["type"] = "text", ["text"] = $"step {k} of turn {i}" } });
+                }
+
+                assistant["id"] = aid;
+                assistant["tokens"] = new JsonObject { ["total"] = 110, ["input"] = 100, ["output"] = 10, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } };
+                assistant["time"]!["completed"] = t + 2;
+                assistant["finish"] = "stop";
+                await Timed("finish", i, "message/update", new JsonObject { ["info"] = assistant });
+            }
+
+            p.StandardInput.Close();
+            await p.WaitForExitAsync();
+        }
+
+        return new Row(
+            $"an agent's turn over the sidecar's stdio ({(quick ? 1 : 3)} rounds × {turns} turns), p50 / p99 of each call",
+            $"user message {Pct(times["user"], 50)} / {Pct(times["user"], 99)}; assistant message {Pct(times["assistant"], 50)} / {Pct(times["assistant"], 99)}; part {Pct(times["part"], 50)} / {Pct(times["part"], 99)}; assistant finish {Pct(times["finish"], 50)} / {Pct(times["finish"], 99)}",
+            "–",
+            "≤ 1 ms / ≤ 5 ms");
+    }
+
     /// <summary>One sidecar, one session: a new message then a part of it, <paramref name="n"/> times, each call timed
     /// from request to answer. The first tenth (a fresh process, a fresh journal segment) is left out.</summary>
     private static async Task<(List<double> Message, List<double> Part)> WriteRoundAsync(string exe, string[] prefix, (string Data, string Project) dirs, int n)

@@ -39,6 +39,7 @@ var items = new List<(string Name, Func<Task<Row>> Run)>
     ("cli-session-list", bench.CliSessionListAsync),
     ("session-list-10k", bench.SessionList10kAsync),
     ("durable-writes", bench.DurableWritesAsync),
+    ("agent-turn", bench.AgentTurnAsync),
     ("rpc-throughput", bench.RpcThroughputAsync),
     ("fork-2000", bench.Fork2000Async),
     ("search-10k", bench.Search10kAsync),
