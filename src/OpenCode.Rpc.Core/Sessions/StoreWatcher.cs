@@ -203,6 +203,7 @@ public sealed class StoreWatcher : IDisposable
             OwnFolders.Made -= WatchOwnFolder;
             lock (inotifyGate)
             {
+                disposed = true; // stopped (disposed, or an error warned of above): writers add no more watches
                 inotify.Dispose();
             }
         }
