@@ -84,9 +84,10 @@ public sealed class CompactionService : IMessageWrittenHook
     /// <summary>Raised after an automatic compaction, or when one was skipped or failed (with the reason).</summary>
     public event Action<string, CompactionOutcome?, string?>? AutoCompaction;
 
-    public OpenCodeConfig LoadConfig()
+    public OpenCodeConfig LoadConfig() => LoadConfig(project());
+
+    private OpenCodeConfig LoadConfig(ProjectInfo p)
     {
-        var p = project();
         var config = OpenCodeConfig.Load(locations, p.Directory, p.IsGit ? p.Worktree : null);
         recentConfig = new RecentRead(config, p.Directory, Environment.TickCount64);
         return config;
@@ -107,7 +108,7 @@ public sealed class CompactionService : IMessageWrittenHook
         var p = project();
         return recentConfig is { } r && r.Directory == p.Directory && Environment.TickCount64 - r.At < ConfigReuse.TotalMilliseconds
             ? r.Config
-            : LoadConfig();
+            : LoadConfig(p);
     }
 
     public CompactionSettings Settings(OpenCodeConfig config) => CompactionSettings.From(config, env);

@@ -29,7 +29,6 @@ public sealed class StoreWatcher : IDisposable
     private readonly Timer timer;
     private readonly Inotify? inotify;
     private readonly bool deepParts;
-    private readonly string ownTemp = $".{Environment.ProcessId}.";
     private readonly ConcurrentDictionary<string, byte> unreadable = new(StringComparer.Ordinal); // read once, torn
     private readonly Lock inotifyGate = new(); // the reader and writers adding watches for their own folders
     private volatile bool disposed;
@@ -127,19 +126,11 @@ public sealed class StoreWatcher : IDisposable
 
     private void AddWatch(string rel)
     {
-        bool watching;
-        bool fatal;
         lock (inotifyGate)
         {
-            if (watchesExhausted || disposed)
+            if (watchesExhausted || disposed || inotify!.Watch(rel, Path.Combine(layout.Storage, rel), out bool fatal) || !fatal)
             {
-                return;
-            }
-
-            watching = inotify!.Watch(rel, Path.Combine(layout.Storage, rel), out fatal);
-            if (watching || !fatal)
-            {
-                return; // watching, or the folder is already gone
+                return; // stopped, watching, or the folder is already gone
             }
 
             watchesExhausted = true;
@@ -223,8 +214,7 @@ public sealed class StoreWatcher : IDisposable
 
             if (c.Is(Inotify.InMovedFrom))
             {
-                string old = c.Path[(c.Path.LastIndexOf('/') + 1)..];
-                if (!c.IsDir && AtomicFile.IsTemp(old) && old.Contains(ownTemp, StringComparison.Ordinal))
+                if (!c.IsDir && AtomicFile.IsOwnTemp(c.Path[(c.Path.LastIndexOf('/') + 1)..]))
                 {
                     (ours ??= []).Add(c.Cookie);
                 }
@@ -276,11 +266,11 @@ public sealed class StoreWatcher : IDisposable
                 Touch(e.FullPath); // a folder's own changes say nothing its files' events do not
             }
         };
-        // Our own writes land by renaming a temp file named with our pid (AtomicFile, BulkWriter): skip those
+        // Our own writes land by renaming a temp file named by AtomicFile.TempName (AtomicFile, BulkWriter): skip those
         // exactly, including a fork's thousands of bulk-written files that raise no store event of their own.
         watcher.Renamed += (_, e) =>
         {
-            if (!(AtomicFile.IsTemp(e.OldFullPath) && Path.GetFileName(e.OldFullPath).Contains(ownTemp, StringComparison.Ordinal)))
+            if (!AtomicFile.IsOwnTemp(Path.GetFileName(e.OldFullPath)))
             {
                 Touch(e.FullPath);
             }

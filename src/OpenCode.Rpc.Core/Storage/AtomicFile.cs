@@ -199,6 +199,10 @@ public static class AtomicFile
 
     public static bool IsTemp(string path) => path.EndsWith(TempSuffix, StringComparison.Ordinal);
 
+    /// <summary>A temp file this process named (<see cref="TempName"/>): what a store watcher sees renamed away when
+    /// one of our own writes lands.</summary>
+    public static bool IsOwnTemp(string name) => IsTemp(name) && name.Contains(TempTag, StringComparison.Ordinal);
+
     /// <summary>Removes temp files a crashed writer left behind under <paramref name="root"/>. Young temp files
     /// may belong to a live writer in another process, so only stale ones go.</summary>
     public static int CleanStaleTemps(string root, CancellationToken ct = default)

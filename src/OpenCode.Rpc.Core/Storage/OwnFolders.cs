@@ -40,9 +40,9 @@ public static class OwnFolders
     /// outermost first (so a caller can make each entry durable in its parent).</summary>
     public static List<string> Create(string dir)
     {
-        var made = new List<string>();
         if (Native.IsLinux)
         {
+            var made = new List<string>();
             MakeMissing(dir, made);
             return made;
         }
@@ -69,27 +69,29 @@ public static class OwnFolders
     private static void MakeMissing(string dir, List<string> made)
     {
         Mark(dir);
+        bool madeIt;
         try
         {
-            if (!Native.MakeDirectory(dir))
+            try
             {
-                Recent.TryRemove(dir, out _); // someone else's
-                return;
+                madeIt = Native.MakeDirectory(dir);
             }
-        }
-        catch (DirectoryNotFoundException) when (Path.GetDirectoryName(dir) is { } parent && parent != dir)
-        {
-            MakeMissing(parent, made);
-            if (!Native.MakeDirectory(dir))
+            catch (DirectoryNotFoundException) when (Path.GetDirectoryName(dir) is { } parent && parent != dir)
             {
-                Recent.TryRemove(dir, out _);
-                return;
+                MakeMissing(parent, made);
+                madeIt = Native.MakeDirectory(dir);
             }
         }
         catch
         {
             Recent.TryRemove(dir, out _);
             throw;
+        }
+
+        if (!madeIt)
+        {
+            Recent.TryRemove(dir, out _); // someone else's
+            return;
         }
 
         made.Add(dir);
