@@ -172,19 +172,18 @@ public sealed class Bench(bool quick) : IDisposable
         // The shipped sidecar (NativeAOT when published) over its real stdin/stdout, as an editor drives it, with the
         // store watcher on, as `serve` runs by default. Several rounds, each a fresh process and store: this disk's
         // flush time drifts by tens of percent within minutes, so one round says little.
-        var (exe, prefix) = Sidecar();
         var p50s = (Message: new List<double>(), Part: new List<double>());
         var p99s = (Message: new List<double>(), Part: new List<double>());
         for (int round = 0; round < (quick ? 2 : 5); round++)
         {
-            var (msg, part) = await WriteRoundAsync(exe, prefix, NewDirs($"writes{round}"), quick ? 300 : 1000);
+            var (msg, part) = await WriteRoundAsync(NewDirs($"writes{round}"), quick ? 300 : 1000);
             p50s.Message.Add(Percentile(msg, 50));
             p50s.Part.Add(Percentile(part, 50));
             p99s.Message.Add(Percentile(msg, 99));
             p99s.Part.Add(Percentile(part, 99));
         }
 
-        string how = exe.EndsWith("opencode-rpc", StringComparison.Ordinal) ? "NativeAOT sidecar" : "sidecar (not published: JIT)";
+        string how = Sidecar().Exe.EndsWith("opencode-rpc", StringComparison.Ordinal) ? "NativeAOT sidecar" : "sidecar (not published: JIT)";
         return new Row(
             $"`message/update` / `part/update`, durable (journal flushed), {how} over stdio, {(quick ? 2 : 5)} rounds: p50 / p99",
             $"message {Stat(p50s.Message)} / {Stat(p99s.Message)}; part {Stat(p50s.Part)} / {Stat(p99s.Part)}",
@@ -197,17 +196,13 @@ public sealed class Bench(bool quick) : IDisposable
     /// compaction check). Each call timed from request to answer; three rounds, a fresh process and store each.</summary>
     public async Task<Row> AgentTurnAsync()
     {
-        var (exe, prefix) = Sidecar();
         var times = new Dictionary<string, List<double>> { ["user"] = [], ["assistant"] = [], ["part"] = [], ["finish"] = [] };
         int turns = quick ? 100 : 500;
         for (int round = 0; round < (quick ? 1 : 3); round++)
         {
             var dirs = NewDirs($"turns{round}");
-            using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
-            _ = p.StandardError.ReadToEndAsync();
-            using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
-            await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
-            string sid = (await Invoke(rpc, "session/create", new JsonObject { ["title"] = "bench" })).GetProperty("id").GetString()!;
+            await using var sidecar = await SidecarSession.StartAsync(dirs);
+            var (rpc, sid) = (sidecar.Rpc, sidecar.SessionId);
             async Task<JsonElement> Timed(string what, int turn, string method, JsonObject args)
             {
                 var sw = Stopwatch.StartNew();
@@ -248,9 +243,6 @@ public sealed class Bench(bool quick) : IDisposable
                 assistant["finish"] = "stop";
                 await Timed("finish", i, "message/update", new JsonObject { ["info"] = assistant });
             }
-
-            p.StandardInput.Close();
-            await p.WaitForExitAsync();
         }
 
         return new Row(
@@ -262,13 +254,10 @@ public sealed class Bench(bool quick) : IDisposable
 
     /// <summary>One sidecar, one session: a new message then a part of it, <paramref name="n"/> times, each call timed
     /// from request to answer. The first tenth (a fresh process, a fresh journal segment) is left out.</summary>
-    private static async Task<(List<double> Message, List<double> Part)> WriteRoundAsync(string exe, string[] prefix, (string Data, string Project) dirs, int n)
+    private static async Task<(List<double> Message, List<double> Part)> WriteRoundAsync((string Data, string Project) dirs, int n)
     {
-        using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
-        _ = p.StandardError.ReadToEndAsync();
-        using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
-        await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
-        string sid = (await Invoke(rpc, "session/create", new JsonObject { ["title"] = "bench" })).GetProperty("id").GetString()!;
+        await using var sidecar = await SidecarSession.StartAsync(dirs);
+        var (rpc, sid) = (sidecar.Rpc, sidecar.SessionId);
         var msg = new List<double>();
         var part = new List<double>();
         for (int i = 0; i < n; i++)
@@ -287,8 +276,6 @@ public sealed class Bench(bool quick) : IDisposable
             part.Add(sw.Elapsed.TotalMilliseconds);
         }
 
-        p.StandardInput.Close();
-        await p.WaitForExitAsync();
         msg.RemoveRange(0, n / 10);
         part.RemoveRange(0, n / 10);
         return (msg, part);
@@ -297,13 +284,9 @@ public sealed class Bench(bool quick) : IDisposable
     /// <summary>Small calls per second over a real process's stdio, one client, 64 in flight.</summary>
     public async Task<Row> RpcThroughputAsync()
     {
-        var dirs = NewDirs("tput");
-        var (exe, prefix) = Sidecar();
-        using var p = Process.Start(Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
-        using var rpc = Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream);
-        await Invoke(rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
-        string sid = (await Invoke(rpc, "session/create", new JsonObject())).GetProperty("id").GetString()!;
-        var args = new JsonObject { ["sessionID"] = sid };
+        await using var sidecar = await SidecarSession.StartAsync(NewDirs("tput"));
+        var rpc = sidecar.Rpc;
+        var args = new JsonObject { ["sessionID"] = sidecar.SessionId };
         var rates = new List<double>();
         int total = quick ? 10_000 : 50_000;
         for (int round = 0; round < 4; round++)
@@ -324,8 +307,6 @@ public sealed class Bench(bool quick) : IDisposable
             }
         }
 
-        p.StandardInput.Close();
-        await p.WaitForExitAsync();
         rates.Sort();
         return new Row("small RPC calls/s over stdio (`session/get`), 1 client, 64 in flight", $"{rates[rates.Count / 2]:N0}/s ({rates[0]:N0}–{rates[^1]:N0})", "–", "≥ 20,000");
     }
@@ -489,7 +470,7 @@ public sealed class Bench(bool quick) : IDisposable
         return ("dotnet", ["exec", dll]);
     }
 
-    private static ProcessStartInfo Start(string exe, IEnumerable<string> args, string? cwd = null)
+    internal static ProcessStartInfo Start(string exe, IEnumerable<string> args, string? cwd = null)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (cwd is not null)
@@ -587,6 +568,43 @@ public sealed class Bench(bool quick) : IDisposable
 }
 
 /// <summary>The real server on in-memory pipes, for in-process figures.</summary>
+/// <summary>The shipped sidecar (<see cref="Bench.Sidecar"/>) as an editor runs it: its own process, `serve` on a data
+/// dir, a listening client on its stdio, initialized, with one new session. Disposing closes its stdin and waits for it
+/// to exit.</summary>
+internal sealed class SidecarSession : IAsyncDisposable
+{
+    private readonly Process process;
+
+    private SidecarSession(Process process, JsonRpc rpc)
+    {
+        this.process = process;
+        Rpc = rpc;
+    }
+
+    public JsonRpc Rpc { get; }
+
+    public string SessionId { get; private set; } = "";
+
+    public static async Task<SidecarSession> StartAsync((string Data, string Project) dirs)
+    {
+        var (exe, prefix) = Bench.Sidecar();
+        var p = Process.Start(Bench.Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
+        _ = p.StandardError.ReadToEndAsync(); // drained, so a chatty server never blocks on it
+        var s = new SidecarSession(p, Bench.Client(p.StandardInput.BaseStream, p.StandardOutput.BaseStream));
+        await Bench.Invoke(s.Rpc, "initialize", new JsonObject { ["directory"] = dirs.Project });
+        s.SessionId = (await Bench.Invoke(s.Rpc, "session/create", new JsonObject { ["title"] = "bench" })).GetProperty("id").GetString()!;
+        return s;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        process.StandardInput.Close();
+        await process.WaitForExitAsync();
+        Rpc.Dispose();
+        process.Dispose();
+    }
+}
+
 internal sealed class InProc : IAsyncDisposable
 {
     private readonly RpcServer server;
