@@ -171,22 +171,55 @@ public sealed class Bench(bool quick) : IDisposable
 
         // The shipped sidecar (NativeAOT when published) over its real stdin/stdout, as an editor drives it, with the
         // store watcher on, as `serve` runs by default. Several rounds, each a fresh process and store: this disk's
-        // flush time drifts by tens of percent within minutes, so one round says little.
+        // flush time drifts by tens of percent within minutes, so one round says little. Each round runs three ways in
+        // turn, so the drift hits them alike: a lean client (the sidecar's own time), a StreamJsonRpc client (what a
+        // .NET client library adds), and the store alone in this process (the share that is not RPC).
         var p50s = (Message: new List<double>(), Part: new List<double>());
         var p99s = (Message: new List<double>(), Part: new List<double>());
+        var viaLibrary = (Message: new List<double>(), Part: new List<double>());
+        var storeOnly = (Message: new List<double>(), Part: new List<double>());
+        int n = quick ? 300 : 1000;
         for (int round = 0; round < (quick ? 2 : 5); round++)
         {
-            var (msg, part) = await WriteRoundAsync(NewDirs($"writes{round}"), quick ? 300 : 1000);
-            p50s.Message.Add(Percentile(msg, 50));
-            p50s.Part.Add(Percentile(part, 50));
-            p99s.Message.Add(Percentile(msg, 99));
-            p99s.Part.Add(Percentile(part, 99));
+            using (var lean = RawStdioClient.Start(NewDirs($"writes{round}")))
+            {
+                var (msg, part) = await WriteRoundAsync(lean.SessionId, n, (m, a) => Task.FromResult(lean.Call(m, a)));
+                p50s.Message.Add(Percentile(msg, 50));
+                p50s.Part.Add(Percentile(part, 50));
+                p99s.Message.Add(Percentile(msg, 99));
+                p99s.Part.Add(Percentile(part, 99));
+            }
+
+            await using (var sidecar = await SidecarSession.StartAsync(NewDirs($"writes{round}lib")))
+            {
+                var (msg, part) = await WriteRoundAsync(sidecar.SessionId, n, (m, a) => Invoke(sidecar.Rpc, m, a));
+                viaLibrary.Message.Add(Percentile(msg, 50));
+                viaLibrary.Part.Add(Percentile(part, 50));
+            }
+
+            {
+                var d = NewDirs($"writes{round}store");
+                var store = new SessionStore(new StoreLayout(d.Data));
+                store.Initialize();
+                string sid = (string)(await store.CreateSessionAsync(ProjectResolver.Resolve(d.Project), "bench", null, CancellationToken.None))["id"]!;
+                var (msg, part) = await WriteRoundAsync(sid, n, async (m, a) =>
+                {
+                    var o = m == "message/update"
+                        ? await store.UpdateMessageAsync((JsonObject)a["info"]!.DeepClone(), CancellationToken.None)
+                        : await store.UpdatePartAsync((JsonObject)a["part"]!.DeepClone(), null, CancellationToken.None);
+                    return JsonSerializer.SerializeToElement(o);
+                });
+                storeOnly.Message.Add(Percentile(msg, 50));
+                storeOnly.Part.Add(Percentile(part, 50));
+            }
         }
 
         string how = Sidecar().Exe.EndsWith("opencode-rpc", StringComparison.Ordinal) ? "NativeAOT sidecar" : "sidecar (not published: JIT)";
         return new Row(
             $"`message/update` / `part/update`, durable (journal flushed), {how} over stdio, {(quick ? 2 : 5)} rounds: p50 / p99",
-            $"message {Stat(p50s.Message)} / {Stat(p99s.Message)}; part {Stat(p50s.Part)} / {Stat(p99s.Part)}",
+            $"message {Stat(p50s.Message)} / {Stat(p99s.Message)}; part {Stat(p50s.Part)} / {Stat(p99s.Part)}. "
+            + $"p50 through a StreamJsonRpc client: message {Stat(viaLibrary.Message)}, part {Stat(viaLibrary.Part)}; "
+            + $"the store alone, in process: message {Stat(storeOnly.Message)}, part {Stat(storeOnly.Part)}",
             $"one bare fsync'd atomic write: {Pct(raw, 50)} / {Pct(raw, 99)}",
             "≤ 1 ms / ≤ 5 ms");
     }
@@ -252,12 +285,10 @@ public sealed class Bench(bool quick) : IDisposable
             "≤ 1 ms / ≤ 5 ms");
     }
 
-    /// <summary>One sidecar, one session: a new message then a part of it, <paramref name="n"/> times, each call timed
-    /// from request to answer. The first tenth (a fresh process, a fresh journal segment) is left out.</summary>
-    private static async Task<(List<double> Message, List<double> Part)> WriteRoundAsync((string Data, string Project) dirs, int n)
+    /// <summary>One session: a new message then a part of it, <paramref name="n"/> times, each call timed from request
+    /// to answer. The first tenth (a fresh process, a fresh journal segment) is left out.</summary>
+    private static async Task<(List<double> Message, List<double> Part)> WriteRoundAsync(string sid, int n, Func<string, JsonObject, Task<JsonElement>> call)
     {
-        await using var sidecar = await SidecarSession.StartAsync(dirs);
-        var (rpc, sid) = (sidecar.Rpc, sidecar.SessionId);
         var msg = new List<double>();
         var part = new List<double>();
         for (int i = 0; i < n; i++)
@@ -268,11 +299,13 @@ public sealed class Bench(bool quick) : IDisposable
                 ["id"] = mid, ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = 1000 + i }, ["agent"] = "build",
                 ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" },
             };
+            var message = new JsonObject { ["info"] = info };
+            var text = new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hello " + i } };
             var sw = Stopwatch.StartNew();
-            await Invoke(rpc, "message/update", new JsonObject { ["info"] = info });
+            await call("message/update", message);
             msg.Add(sw.Elapsed.TotalMilliseconds);
             sw.Restart();
-            await Invoke(rpc, "part/update", new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = mid, ["type"] = "text", ["text"] = "hello " + i } });
+            await call("part/update", text);
             part.Add(sw.Elapsed.TotalMilliseconds);
         }
 
@@ -722,5 +755,128 @@ internal sealed class RawFrameClient : IAsyncDisposable
         await reader.CompleteAsync();
         client.Dispose();
         server.Dispose();
+    }
+}
+
+/// <summary>
+/// The shipped sidecar driven the leanest way a client can: one thread that writes each request frame to its stdin
+/// and reads its stdout synchronously, frame by frame, until the answer (notifications are read and skipped). No
+/// client library's threads or dispatch are timed, so what is left is the sidecar and the pipes. A client library
+/// (StreamJsonRpc, vscode-jsonrpc) adds its own hops on top: the durable-writes row shows both.
+/// </summary>
+internal sealed class RawStdioClient : IDisposable
+{
+    private readonly Process process;
+    private readonly Stream input;
+    private readonly Stream output;
+    private byte[] buffer = new byte[64 * 1024];
+    private int start;
+    private int end;
+    private int nextId;
+
+    private RawStdioClient(Process process)
+    {
+        this.process = process;
+        input = process.StandardInput.BaseStream;
+        output = process.StandardOutput.BaseStream;
+    }
+
+    public string SessionId { get; private set; } = "";
+
+    /// <summary>Starts `serve` on <paramref name="dirs"/>, initializes it and creates one session.</summary>
+    public static RawStdioClient Start((string Data, string Project) dirs)
+    {
+        var (exe, prefix) = Bench.Sidecar();
+        var p = Process.Start(Bench.Start(exe, [.. prefix, "serve", "--data-dir", dirs.Data, "--directory", dirs.Project]))!;
+        _ = p.StandardError.ReadToEndAsync(); // drained, so a chatty server never blocks on it
+        var c = new RawStdioClient(p);
+        c.Call("initialize", new JsonObject { ["directory"] = dirs.Project });
+        c.SessionId = c.Call("session/create", new JsonObject { ["title"] = "bench" }).GetProperty("id").GetString()!;
+        return c;
+    }
+
+    /// <summary>Sends one request and returns its result; throws on an error answer.</summary>
+    public JsonElement Call(string method, JsonObject args)
+    {
+        int id = ++nextId;
+        byte[] body = JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["jsonrpc"] = "2.0", ["id"] = id, ["method"] = method, ["params"] = args.DeepClone() });
+        byte[] head = System.Text.Encoding.ASCII.GetBytes($"Content-Length: {body.Length}\r\n\r\n");
+        byte[] frame = [.. head, .. body];
+        input.Write(frame);
+        input.Flush();
+        while (true)
+        {
+            using var doc = JsonDocument.Parse(ReadFrame());
+            if (!doc.RootElement.TryGetProperty("id", out var got) || got.ValueKind != JsonValueKind.Number || got.GetInt32() != id)
+            {
+                continue; // a notification
+            }
+
+            if (doc.RootElement.TryGetProperty("error", out var error))
+            {
+                throw new InvalidOperationException($"{method}: {error}");
+            }
+
+            return doc.RootElement.GetProperty("result").Clone();
+        }
+    }
+
+    private ReadOnlyMemory<byte> ReadFrame()
+    {
+        int length = -1;
+        while (length < 0)
+        {
+            int at = buffer.AsSpan(start, end - start).IndexOf("\r\n\r\n"u8);
+            if (at >= 0)
+            {
+                string header = System.Text.Encoding.ASCII.GetString(buffer, start, at);
+                length = int.Parse(header.Split(':', 2)[1].Trim(), CultureInfo.InvariantCulture);
+                start += at + 4;
+            }
+            else
+            {
+                Fill();
+            }
+        }
+
+        while (end - start < length)
+        {
+            Fill();
+        }
+
+        var frame = buffer.AsMemory(start, length);
+        start += length;
+        return frame;
+    }
+
+    private void Fill()
+    {
+        if (start > 0)
+        {
+            // The unread tail to the front, so a frame is always contiguous.
+            Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+            end -= start;
+            start = 0;
+        }
+
+        if (end == buffer.Length)
+        {
+            Array.Resize(ref buffer, buffer.Length * 2);
+        }
+
+        int n = output.Read(buffer, end, buffer.Length - end);
+        if (n == 0)
+        {
+            throw new EndOfStreamException("the sidecar closed its stdout");
+        }
+
+        end += n;
+    }
+
+    public void Dispose()
+    {
+        input.Close();
+        process.WaitForExit();
+        process.Dispose();
     }
 }

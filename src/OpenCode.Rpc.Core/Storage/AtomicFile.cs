@@ -16,7 +16,7 @@ public static class AtomicFile
     {
         string dir = Path.GetDirectoryName(path)!;
         string tmp = WriteTempCreatingFolder(path, bytes, durable, out _);
-        Publish(tmp, path);
+        Publish(tmp, path, durable);
         if (durable)
         {
             Native.FsyncDirectory(dir);
@@ -46,7 +46,7 @@ public static class AtomicFile
 
             for (int i = 0; i < files.Count; i++)
             {
-                Publish(temps[i], files[i].Path);
+                Publish(temps[i], files[i].Path, durable);
                 temps[i] = null!;
             }
         }
@@ -151,13 +151,19 @@ public static class AtomicFile
         return tmp;
     }
 
-    private static void Publish(string tmp, string path)
+    /// <summary>Moves a written temp file to <paramref name="path"/>. A file that is not durable yet (its data is
+    /// still only in the page cache: the journal's writes) replaces an existing one by exchange, not rename; see
+    /// <see cref="Native.TryExchange"/>. A durable one was fsync'd already, so a rename costs it nothing more.</summary>
+    private static void Publish(string tmp, string path, bool durable)
     {
         try
         {
             if (Native.IsLinux)
             {
-                Native.Rename(tmp, path); // File.Move stats both paths first
+                if (durable || !Native.TryExchange(tmp, path))
+                {
+                    Native.Rename(tmp, path); // File.Move stats both paths first
+                }
             }
             else
             {

@@ -361,6 +361,58 @@ internal static partial class Native
         }
     }
 
+    [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameAt2(int fromDir, string from, int toDir, string to, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int UnlinkPath(string path);
+
+    // Cleared the first time the file system (or the kernel) says it cannot exchange; plain renames from then on.
+    private static volatile bool exchangeWorks = true;
+
+    /// <summary>
+    /// Swaps <paramref name="from"/> and <paramref name="to"/> in one step (<c>renameat2</c> with
+    /// <c>RENAME_EXCHANGE</c>), then unlinks <paramref name="from"/>, which now holds the old content. True when that
+    /// replaced <paramref name="to"/>; false when it could not (<paramref name="to"/> does not exist yet, or the file
+    /// system cannot exchange), and then nothing was changed and the caller renames as usual. Readers see the old
+    /// or the new file at every instant, as with a rename. Why not a rename: ext4 (auto_da_alloc) starts writing the
+    /// new file's data out during a rename that replaces a file, on the caller's thread, and the next device flush
+    /// (the write journal's) then waits for that write too: ~0.15 ms more per replaced file, measured. An exchange
+    /// leaves the data to the checkpoint's <c>syncfs</c>, and a version replaced again before it is never written at
+    /// all. Linux only.
+    /// </summary>
+    internal static bool TryExchange(string from, string to)
+    {
+        const int AT_FDCWD = -100, EISDIR = 21, EINVAL = 22, ENOSYS = 38, EOPNOTSUPP = 95;
+        const uint RENAME_EXCHANGE = 2;
+        if (!exchangeWorks)
+        {
+            return false;
+        }
+
+        if (RenameAt2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) != 0)
+        {
+            if (Marshal.GetLastPInvokeError() is EINVAL or ENOSYS or EOPNOTSUPP)
+            {
+                exchangeWorks = false;
+            }
+
+            return false;
+        }
+
+        // The old content under the temp name: a temp file, which no reader takes for data; if this unlink fails (or
+        // the process dies first) the stale-temp sweep removes it.
+        if (UnlinkPath(from) != 0 && Marshal.GetLastPInvokeError() == EISDIR)
+        {
+            // The target was a folder, which a rename would have refused to replace: swap back, and let the rename
+            // fail as it does.
+            RenameAt2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE);
+            return false;
+        }
+
+        return true;
+    }
+
     /// <summary>rename(2), one syscall (<c>Directory.Move</c> stats the target first); false when it fails, for
     /// example because the target is a folder that is not empty.</summary>
     internal static bool TryRename(string from, string to) => IsUnix && RenamePath(from, to) == 0;

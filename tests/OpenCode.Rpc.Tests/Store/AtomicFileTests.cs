@@ -50,6 +50,84 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void Exchange_ReplacesAnExistingFile_AndRemovesTheOldContentUnderTheTempName()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "the store's fast replace is Linux's renameat2");
+        using var dirs = new TestDirs();
+        string target = Path.Combine(dirs.Root, "s.json");
+        File.WriteAllText(target, "old");
+        long oldInode = Inode(target);
+        string tmp = AtomicFile.TempName(target);
+        File.WriteAllText(tmp, "new");
+        long newInode = Inode(tmp);
+
+        Assert.True(Native.TryExchange(tmp, target));
+        Assert.Equal("new", File.ReadAllText(target));
+        Assert.Equal(newInode, Inode(target)); // the temp file itself, moved, as a rename would
+        Assert.NotEqual(oldInode, newInode);
+        Assert.Equal(["s.json"], Directory.GetFiles(dirs.Root).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Exchange_RefusesAMissingTargetOrAFolder_AndChangesNothing()
+    {
+        using var dirs = new TestDirs();
+        string tmp = AtomicFile.TempName(Path.Combine(dirs.Root, "n.json"));
+        File.WriteAllText(tmp, "new");
+        Assert.False(Native.TryExchange(tmp, Path.Combine(dirs.Root, "n.json")));
+        Assert.Equal("new", File.ReadAllText(tmp));
+        Assert.False(File.Exists(Path.Combine(dirs.Root, "n.json")));
+
+        string folder = Directory.CreateDirectory(Path.Combine(dirs.Root, "f.json")).FullName;
+        File.WriteAllText(Path.Combine(folder, "inside"), "kept");
+        Assert.False(Native.TryExchange(tmp, folder));
+        Assert.Equal("new", File.ReadAllText(tmp));
+        Assert.Equal("kept", File.ReadAllText(Path.Combine(folder, "inside")));
+
+        // And through AtomicFile: a folder in the way fails the write as a rename does, and leaves no temp.
+        Assert.ThrowsAny<IOException>(() => AtomicFile.WriteAll([(folder, "x"u8.ToArray())], durable: false));
+        Assert.True(Directory.Exists(folder));
+        Assert.Single(Directory.GetFiles(dirs.Root, "*" + AtomicFile.TempSuffix));
+    }
+
+    [Fact]
+    public async Task AReader_NeverFindsAJournalledFileMissingOrPartial_WhileItIsReplaced()
+    {
+        using var dirs = new TestDirs();
+        string target = Path.Combine(dirs.Root, "p.json");
+        var versions = Enumerable.Range(0, 4).Select(i => Encoding.UTF8.GetBytes(new string((char)('a' + i), 5_000))).ToArray();
+        AtomicFile.Write(target, versions[0], durable: false);
+        using var stop = new CancellationTokenSource();
+        int reads = 0;
+        var reader = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                byte[] seen = File.ReadAllBytes(target); // throws if the name is ever missing
+                Assert.Contains(versions, v => v.AsSpan().SequenceEqual(seen));
+                reads++;
+            }
+        });
+        for (int i = 0; i < 2_000; i++)
+        {
+            AtomicFile.WriteAll([(target, versions[i % versions.Length])], durable: false);
+        }
+
+        await stop.CancelAsync();
+        await reader;
+        Assert.True(reads > 0);
+        Assert.Single(Directory.GetFiles(dirs.Root));
+    }
+
+    private static long Inode(string path)
+    {
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%i", path]) { RedirectStandardOutput = true })!;
+        string output = stat.StandardOutput.ReadToEnd();
+        stat.WaitForExit();
+        return long.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public void OwnFolders_Create_MakesEveryMissingFolderOutermostFirst_AndMarksOnlyThose()
     {
         using var dirs = new TestDirs();
