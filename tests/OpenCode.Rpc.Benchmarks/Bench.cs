@@ -229,60 +229,78 @@ public sealed class Bench(bool quick) : IDisposable
     /// compaction check). Each call timed from request to answer; three rounds, a fresh process and store each.</summary>
     public async Task<Row> AgentTurnAsync()
     {
-        var times = new Dictionary<string, List<double>> { ["user"] = [], ["assistant"] = [], ["part"] = [], ["finish"] = [] };
+        var lean = new Dictionary<string, List<double>> { ["user"] = [], ["assistant"] = [], ["part"] = [], ["finish"] = [] };
+        var library = new Dictionary<string, List<double>> { ["user"] = [], ["assistant"] = [], ["part"] = [], ["finish"] = [] };
         int turns = quick ? 100 : 500;
         for (int round = 0; round < (quick ? 1 : 3); round++)
         {
+            // The lean client and a StreamJsonRpc one in turn, as in durable-writes.
             var dirs = NewDirs($"turns{round}");
-            await using var sidecar = await SidecarSession.StartAsync(dirs);
-            var (rpc, sid) = (sidecar.Rpc, sidecar.SessionId);
-            async Task<JsonElement> Timed(string what, int turn, string method, JsonObject args)
+            using (var raw = RawStdioClient.Start(dirs))
             {
-                var sw = Stopwatch.StartNew();
-                var r = await Invoke(rpc, method, args);
-                if (turn >= turns / 10)
-                {
-                    times[what].Add(sw.Elapsed.TotalMilliseconds); // the first tenth is the warm-up
-                }
-
-                return r;
+                await TurnsAsync(raw.SessionId, dirs.Project, turns, lean, (m, a) => Task.FromResult(raw.Call(m, a)));
             }
 
-            for (int i = 0; i < turns; i++)
+            dirs = NewDirs($"turns{round}lib");
+            await using (var sidecar = await SidecarSession.StartAsync(dirs))
             {
-                long t = 1_000_000 + (i * 10L);
-                var user = new JsonObject
-                {
-                    ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = t }, ["agent"] = "build",
-                    ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" },
-                };
-                string uid = (await Timed("user", i, "message/update", new JsonObject { ["info"] = user })).GetProperty("id").GetString()!;
-                var assistant = new JsonObject
-                {
-                    ["parentID"] = uid, ["role"] = "assistant", ["mode"] = "build", ["agent"] = "build",
-                    ["path"] = new JsonObject { ["cwd"] = dirs.Project, ["root"] = dirs.Project }, ["cost"] = 0,
-                    ["tokens"] = new JsonObject { ["total"] = 0, ["input"] = 0, ["output"] = 0, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } },
-                    ["modelID"] = "m", ["providerID"] = "p", ["time"] = new JsonObject { ["created"] = t + 1 }, ["sessionID"] = sid,
-                };
-                string aid = (await Timed("assistant", i, "message/update", new JsonObject { ["info"] = assistant.DeepClone() })).GetProperty("id").GetString()!;
-                for (int k = 0; k < 3; k++)
-                {
-                    await Timed("part", i, "part/update", new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = aid, ["type"] = "text", ["text"] = $"step {k} of turn {i}" } });
-                }
-
-                assistant["id"] = aid;
-                assistant["tokens"] = new JsonObject { ["total"] = 110, ["input"] = 100, ["output"] = 10, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } };
-                assistant["time"]!["completed"] = t + 2;
-                assistant["finish"] = "stop";
-                await Timed("finish", i, "message/update", new JsonObject { ["info"] = assistant });
+                await TurnsAsync(sidecar.SessionId, dirs.Project, turns, library, (m, a) => Invoke(sidecar.Rpc, m, a));
             }
         }
 
+        static string Each(Dictionary<string, List<double>> t) =>
+            $"user message {Pct(t["user"], 50)} / {Pct(t["user"], 99)}; assistant message {Pct(t["assistant"], 50)} / {Pct(t["assistant"], 99)}; part {Pct(t["part"], 50)} / {Pct(t["part"], 99)}; assistant finish {Pct(t["finish"], 50)} / {Pct(t["finish"], 99)}";
         return new Row(
             $"an agent's turn over the sidecar's stdio ({(quick ? 1 : 3)} rounds × {turns} turns), p50 / p99 of each call",
-            $"user message {Pct(times["user"], 50)} / {Pct(times["user"], 99)}; assistant message {Pct(times["assistant"], 50)} / {Pct(times["assistant"], 99)}; part {Pct(times["part"], 50)} / {Pct(times["part"], 99)}; assistant finish {Pct(times["finish"], 50)} / {Pct(times["finish"], 99)}",
+            $"{Each(lean)}. Through a StreamJsonRpc client: {Each(library)}",
             "–",
             "≤ 1 ms / ≤ 5 ms");
+    }
+
+    /// <summary><paramref name="turns"/> turns in one session, each call timed from request to answer into
+    /// <paramref name="times"/>; the first tenth is the warm-up and is left out.</summary>
+    private static async Task TurnsAsync(string sid, string project, int turns, Dictionary<string, List<double>> times, Func<string, JsonObject, Task<JsonElement>> call)
+    {
+        async Task<JsonElement> Timed(string what, int turn, string method, JsonObject args)
+        {
+            var sw = Stopwatch.StartNew();
+            var r = await call(method, args);
+            if (turn >= turns / 10)
+            {
+                times[what].Add(sw.Elapsed.TotalMilliseconds);
+            }
+
+            return r;
+        }
+
+        for (int i = 0; i < turns; i++)
+        {
+            long t = 1_000_000 + (i * 10L);
+            var user = new JsonObject
+            {
+                ["sessionID"] = sid, ["role"] = "user", ["time"] = new JsonObject { ["created"] = t }, ["agent"] = "build",
+                ["model"] = new JsonObject { ["providerID"] = "p", ["modelID"] = "m" },
+            };
+            string uid = (await Timed("user", i, "message/update", new JsonObject { ["info"] = user })).GetProperty("id").GetString()!;
+            var assistant = new JsonObject
+            {
+                ["parentID"] = uid, ["role"] = "assistant", ["mode"] = "build", ["agent"] = "build",
+                ["path"] = new JsonObject { ["cwd"] = project, ["root"] = project }, ["cost"] = 0,
+                ["tokens"] = new JsonObject { ["total"] = 0, ["input"] = 0, ["output"] = 0, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } },
+                ["modelID"] = "m", ["providerID"] = "p", ["time"] = new JsonObject { ["created"] = t + 1 }, ["sessionID"] = sid,
+            };
+            string aid = (await Timed("assistant", i, "message/update", new JsonObject { ["info"] = assistant.DeepClone() })).GetProperty("id").GetString()!;
+            for (int k = 0; k < 3; k++)
+            {
+                await Timed("part", i, "part/update", new JsonObject { ["part"] = new JsonObject { ["sessionID"] = sid, ["messageID"] = aid, ["type"] = "text", ["text"] = $"step {k} of turn {i}" } });
+            }
+
+            assistant["id"] = aid;
+            assistant["tokens"] = new JsonObject { ["total"] = 110, ["input"] = 100, ["output"] = 10, ["reasoning"] = 0, ["cache"] = new JsonObject { ["write"] = 0, ["read"] = 0 } };
+            assistant["time"]!["completed"] = t + 2;
+            assistant["finish"] = "stop";
+            await Timed("finish", i, "message/update", new JsonObject { ["info"] = assistant });
+        }
     }
 
     /// <summary>One session: a new message then a part of it, <paramref name="n"/> times, each call timed from request
