@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { createCommands } from './commands';
 import { PREVIEW_SCHEME, PreviewContent } from './preview';
 import { resolveServer, Sidecar } from './sidecar';
+import { watchSessionErrors } from './sessionErrors';
 import { SessionState } from './state';
 import { registerSummarizer, SummaryProgress } from './summarize';
 import type { CommandContext } from './util';
@@ -53,6 +54,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Extens
   context.subscriptions.push(registerSummarizer(client, summaries, output));
 
   const state = new SessionState(client, context.workspaceState);
+  context.subscriptions.push(watchSessionErrors(client, state));
   const tree = new SessionTreeProvider(state);
   const view = vscode.window.createTreeView<SessionNode>('opencodeRpc.sessions', { treeDataProvider: tree, showCollapseAll: true });
   const previews = new PreviewContent();

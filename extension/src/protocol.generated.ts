@@ -836,6 +836,25 @@ export type CompactionSummarizeResult = {
 export const CompactionSummarizeRequest = new RequestType<CompactionSummarizeParams, CompactionSummarizeResult, void>("compaction/summarize", ParameterStructures.byName);
 
 /**
+ * Something failed in a session outside any request's answer.
+ *
+ * OpenCode's bus event with OpenCode's payload {sessionID, error: {name, data: {message}}}. Sent when an automatic compaction (the check after an assistant message/update that overflows the model's context) fails: the summarizer failed (SummarizerFailed) or the summary would not be smaller (CompactionNoProgress). The message/update that triggered it has succeeded and its answer says nothing of it; the session is left as it was (nothing is written) and is still over its context, so a client should show the message. Each assistant message is tried once.
+ */
+export type SessionErrorNotificationParams = {
+  sessionID: SessionID;
+  error: {
+    /** OpenCode's error name: UnknownError here. */
+    name: string;
+    data: {
+      message: string;
+      [key: string]: unknown;
+    };
+    [key: string]: unknown;
+  };
+};
+export const SessionErrorNotification = new NotificationType<SessionErrorNotificationParams>("session.error", ParameterStructures.byName);
+
+/**
  * A session was compacted.
  *
  * OpenCode's bus event: sent after session/compact (or an automatic compaction) has written the compaction pair.
@@ -896,6 +915,7 @@ export interface ProtocolNotifications {
   "message.part.updated": MessagePartUpdatedNotificationParams;
   "message.part.removed": MessagePartRemovedNotificationParams;
   "session.diff": SessionDiffNotificationParams;
+  "session.error": SessionErrorNotificationParams;
   "session.compacted": SessionCompactedNotificationParams;
 }
 
@@ -948,5 +968,6 @@ export const notificationTypes = {
   "message.part.updated": MessagePartUpdatedNotification,
   "message.part.removed": MessagePartRemovedNotification,
   "session.diff": SessionDiffNotification,
+  "session.error": SessionErrorNotification,
   "session.compacted": SessionCompactedNotification,
 } as const;

@@ -10,6 +10,7 @@ import { createCommands } from '../../src/commands';
 import { PreviewContent } from '../../src/preview';
 import type { SessionInfo } from '../../src/protocol';
 import { resolveServer, Sidecar, type ServerCommand } from '../../src/sidecar';
+import { watchSessionErrors } from '../../src/sessionErrors';
 import { SessionState } from '../../src/state';
 import { registerSummarizer, SummaryProgress } from '../../src/summarize';
 import type { CommandContext } from '../../src/util';
@@ -119,6 +120,7 @@ export async function startEnv(opts: EnvOptions = {}): Promise<Env> {
   const summaries = new SummaryProgress();
   const summarizer = registerSummarizer(client, summaries, log);
   const state = new SessionState(client, new MemoryMemento() as never);
+  const sessionErrors = watchSessionErrors(client, state);
   const tree = new SessionTreeProvider(state);
   const ctx: CommandContext = {
     state,
@@ -149,6 +151,7 @@ export async function startEnv(opts: EnvOptions = {}): Promise<Env> {
     rpc: <T>(method: string, params?: unknown) => client.sendRaw(method, params ?? {}) as Promise<T>,
     async dispose() {
       summarizer.dispose();
+      sessionErrors.dispose();
       status.dispose();
       tree.dispose();
       state.dispose();

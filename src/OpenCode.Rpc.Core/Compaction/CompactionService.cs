@@ -81,6 +81,9 @@ public sealed class CompactionService : IMessageWrittenHook
         this.log = log ?? (_ => { });
     }
 
+    /// <summary>The store event (OpenCode's bus event) sent when an automatic compaction fails.</summary>
+    public const string SessionErrorEvent = "session.error";
+
     /// <summary>Raised after an automatic compaction, or when one was skipped or failed (with the reason).</summary>
     public event Action<string, CompactionOutcome?, string?>? AutoCompaction;
 
@@ -517,6 +520,17 @@ public sealed class CompactionService : IMessageWrittenHook
         catch (OpenCodeException ex) when (ex.Kind is ErrorKind.CompactionNoProgress or ErrorKind.SummarizerFailed)
         {
             log($"automatic compaction of {sessionId} skipped: {ex.Message}");
+            // The write that triggered it succeeded, so its answer cannot carry this: the client hears it as OpenCode's
+            // session.error, with OpenCode's error shape, and can show it (the session is still over its context).
+            store.Publish(SessionErrorEvent, new JsonObject
+            {
+                ["sessionID"] = sessionId,
+                ["error"] = new JsonObject
+                {
+                    ["name"] = "UnknownError",
+                    ["data"] = new JsonObject { ["message"] = $"Automatic compaction failed: {ex.Message}" },
+                },
+            });
             AutoCompaction?.Invoke(sessionId, null, ex.Message);
             return null;
         }

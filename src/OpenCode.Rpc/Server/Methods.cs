@@ -66,10 +66,13 @@ public static class Notifications
     public const string Progress = Methods.Progress;
     public const string SessionCompacted = "session.compacted";
 
+    /// <summary>An automatic compaction failed (the write that triggered it succeeded).</summary>
+    public const string SessionError = Core.Compaction.CompactionService.SessionErrorEvent;
+
     public static readonly IReadOnlyList<string> All =
     [
         SessionCreated, SessionUpdated, SessionDeleted, MessageUpdated, MessageRemoved, MessagePartUpdated, MessagePartRemoved,
-        SessionDiff, SessionCompacted, Progress,
+        SessionDiff, SessionCompacted, SessionError, Progress,
     ];
 }
 

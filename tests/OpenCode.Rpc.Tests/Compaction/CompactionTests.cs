@@ -207,6 +207,34 @@ public sealed class CompactionTests
     }
 
     [Fact]
+    public async Task Auto_ThatFails_AnswersTheWrite_SendsSessionError_AndWritesNoCompaction()
+    {
+        using var llm = new FakeOpenAi([], hang: true);
+        string config = $$"""
+            { "agent": { "compaction": { "model": "local/slow" } },
+              "provider": { "local": { "options": { "baseURL": "{{llm.BaseUrl}}", "timeout": 500 } },
+                            "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
+            """;
+        await using var h = await CompactionHarness.StartAsync(config);
+        var (_, _, _, _, u3) = await h.BigHeadConversationAsync();
+        int before = (await h.MessagesAsync()).GetArrayLength();
+
+        // Over the limit: the automatic compaction runs, its summarizer never answers, and the write still succeeds.
+        string a3 = await Conversation.AddAsync(h.Client, h.Assistant(u3, input: 18_990), h.Text("over the limit"));
+        var error = await h.Client.WaitForNotificationAsync(Notifications.SessionError);
+        Assert.Equal(h.SessionId, error.GetProperty("sessionID").GetString());
+        Assert.Equal("UnknownError", error.GetProperty("error").GetProperty("name").GetString());
+        Assert.StartsWith("Automatic compaction failed: ", error.GetProperty("error").GetProperty("data").GetProperty("message").GetString());
+        Assert.Contains("did not finish", error.GetProperty("error").GetProperty("data").GetProperty("message").GetString());
+
+        var list = await h.MessagesAsync();
+        Assert.Equal(before + 1, list.GetArrayLength());
+        Assert.Equal(a3, list[list.GetArrayLength() - 1].GetProperty("info").GetProperty("id").GetString());
+        Assert.DoesNotContain(list.EnumerateArray(), m => m.GetProperty("parts").EnumerateArray().Any(p => p.GetProperty("type").GetString() == "compaction"));
+        Assert.DoesNotContain(h.Client.Notifications, n => n.Method == Notifications.SessionCompacted);
+    }
+
+    [Fact]
     public async Task Auto_UnderTheLimit_DoesNotCompact()
     {
         await using var h = await CompactionHarness.StartAsync("{" + CompactionHarness.TinyModelConfig + "}");
