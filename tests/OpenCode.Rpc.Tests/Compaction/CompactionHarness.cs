@@ -34,6 +34,14 @@ public sealed class CompactionHarness : IAsyncDisposable
         "provider": { "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } }
         """;
 
+    /// <summary>opencode.json with the test/tiny model and <c>agent.compaction.model</c> = local/<paramref name="model"/>,
+    /// an OpenAI-compatible endpoint at <paramref name="baseUrl"/> (giving up after <paramref name="timeoutMs"/> when set).</summary>
+    public static string ModelConfig(string baseUrl, string model, int? timeoutMs = null) => $$"""
+        { "agent": { "compaction": { "model": "local/{{model}}" } },
+          "provider": { "local": { "options": { "baseURL": "{{baseUrl}}"{{(timeoutMs is { } t ? $", \"timeout\": {t}" : "")}} } },
+                        "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
+        """;
+
     public static string NewConfigDir(TestDirs dirs, string? globalConfig)
     {
         string configDir = Path.Combine(dirs.Root, "config", "opencode");

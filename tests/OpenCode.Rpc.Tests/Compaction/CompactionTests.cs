@@ -210,12 +210,7 @@ public sealed class CompactionTests
     public async Task Auto_ThatFails_AnswersTheWrite_SendsSessionError_AndWritesNoCompaction()
     {
         using var llm = new FakeOpenAi([], hang: true);
-        string config = $$"""
-            { "agent": { "compaction": { "model": "local/slow" } },
-              "provider": { "local": { "options": { "baseURL": "{{llm.BaseUrl}}", "timeout": 500 } },
-                            "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
-            """;
-        await using var h = await CompactionHarness.StartAsync(config);
+        await using var h = await CompactionHarness.StartAsync(CompactionHarness.ModelConfig(llm.BaseUrl, "slow", 500));
         var (_, _, _, _, u3) = await h.BigHeadConversationAsync();
         int before = (await h.MessagesAsync()).GetArrayLength();
 

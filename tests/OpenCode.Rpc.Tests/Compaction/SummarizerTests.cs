@@ -98,12 +98,7 @@ public sealed class SummarizerTests(ITestOutputHelper output)
     public async Task Model_EndpointThatNeverAnswers_TimesOut_AndWritesNothing()
     {
         using var llm = new FakeOpenAi([], hang: true);
-        string config = $$"""
-            { "agent": { "compaction": { "model": "local/slow" } },
-              "provider": { "local": { "options": { "baseURL": "{{llm.BaseUrl}}", "timeout": 700 } },
-                            "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
-            """;
-        await using var h = await CompactionHarness.StartAsync(config);
+        await using var h = await CompactionHarness.StartAsync(CompactionHarness.ModelConfig(llm.BaseUrl, "slow", 700));
         await h.BigHeadConversationAsync();
         var files = h.Dirs.StorageFiles();
         var err = await h.Client.ErrorAsync(Methods.SessionCompact, new { sessionID = h.SessionId });
@@ -310,12 +305,7 @@ public sealed class SummarizerCancellationTests
     public async Task Model_CancelledByTheClient_AnswersRequestCancelled_AndWritesNothing()
     {
         using var llm = new FakeOpenAi([], hang: true);
-        string config = $$"""
-            { "agent": { "compaction": { "model": "local/slow" } },
-              "provider": { "local": { "options": { "baseURL": "{{llm.BaseUrl}}" } },
-                            "test": { "models": { "tiny": { "limit": { "context": 20000, "output": 1000 } } } } } }
-            """;
-        await using var h = await CompactionHarness.StartAsync(config);
+        await using var h = await CompactionHarness.StartAsync(CompactionHarness.ModelConfig(llm.BaseUrl, "slow"));
         await h.BigHeadConversationAsync();
         var files = h.Dirs.StorageFiles();
         using var cts = new CancellationTokenSource();
