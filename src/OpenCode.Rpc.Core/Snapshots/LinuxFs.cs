@@ -40,10 +40,10 @@ internal static unsafe partial class LinuxFs
     private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
     private const int ORdOnly = 0;
-    private const int ONoFollow = 0x20000;
     private const int ONonBlock = 0x800;
-    private const int OCloExec = 0x80000;
-    private const int ODirectory = 0x10000;
+    private static readonly int ONoFollow = Storage.Native.O_NOFOLLOW; // by architecture: see Native
+    private static readonly int OCloExec = Storage.Native.O_CLOEXEC;
+    private static readonly int ODirectory = Storage.Native.O_DIRECTORY;
     internal const int ENOENT = 2;
     internal const int ENOTDIR = 20;
     internal const int ELOOP = 40;

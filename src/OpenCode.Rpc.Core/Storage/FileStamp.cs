@@ -22,7 +22,7 @@ internal static partial class FileStamps
 {
     internal const int AtFdCwd = -100;
     private const int O_RDONLY = 0;
-    private const int O_CLOEXEC = 0x80000;
+    private static readonly int O_CLOEXEC = Native.O_CLOEXEC;
     private const uint StatxType = 0x1;
     private const uint StatxMtime = 0x40;
     private const uint StatxSize = 0x200;

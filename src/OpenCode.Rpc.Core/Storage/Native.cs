@@ -9,10 +9,23 @@ namespace OpenCode.Rpc.Core.Storage;
 internal static partial class Native
 {
     private const int O_RDONLY = 0;
+    private const int O_WRONLY = 1;
     private const int O_RDWR = 2;
-    private const int O_CREAT = 0x40;
-    private const int O_CLOEXEC = 0x80000;
-    private const int O_DIRECTORY = 0x10000;
+
+    // The other open(2) flags differ by system, and on Linux by architecture: arm, arm64 and ppc64le have O_DIRECTORY
+    // at 0x4000 and O_DIRECT at 0x10000, x86's O_DIRECTORY (opening a folder with O_DIRECT fails with EINVAL, which
+    // would fail every durable write there). Values from each system's <fcntl.h>; a test compiles that header and
+    // compares on the machine it runs on.
+    internal static readonly int O_CREAT = OperatingSystem.IsLinux() ? 0x40 : 0x200;
+    internal static readonly int O_EXCL = OperatingSystem.IsLinux() ? 0x80 : 0x800;
+    internal static readonly int O_CLOEXEC = OperatingSystem.IsLinux() ? 0x80000 : OperatingSystem.IsFreeBSD() ? 0x100000 : 0x1000000;
+    internal static readonly int O_DIRECTORY = OperatingSystem.IsLinux()
+        ? RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 or Architecture.Ppc64le ? 0x4000 : 0x10000
+        : OperatingSystem.IsFreeBSD() ? 0x20000 : 0x100000;
+
+    internal static readonly int O_NOFOLLOW = OperatingSystem.IsLinux()
+        ? RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 or Architecture.Ppc64le ? 0x8000 : 0x20000
+        : 0x100;
     internal const int LOCK_EX = 2;
     internal const int LOCK_UN = 8;
     private const int LOCK_NB = 4;
@@ -41,6 +54,9 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     private static partial int FdatasyncHandle(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
+
+    [LibraryImport("libc", EntryPoint = "sync")]
+    private static partial void SyncAll();
 
     [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
     private static partial int SyncFs(int fd);
@@ -178,6 +194,14 @@ internal static partial class Native
             return;
         }
 
+        if (!IsLinux)
+        {
+            // syncfs(2) is Linux's; elsewhere the whole machine's dirty data (macOS and the BSDs have no per-file-system
+            // call in libc).
+            SyncAll();
+            return;
+        }
+
         int fd = Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0)
         {
@@ -261,7 +285,6 @@ internal static partial class Native
     /// </summary>
     internal static unsafe long WriteNewFile(string path, ReadOnlySpan<byte> bytes, bool fsync, bool stamp)
     {
-        const int O_WRONLY = 1, O_EXCL = 0x80;
         int fd = Open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0x1B6 /* 0666, less the umask */);
         if (fd < 0)
         {
