@@ -6,13 +6,25 @@ import type { Sidecar } from './sidecar';
 
 const KEY = 'opencodeRpc.currentSession';
 
+/** The notifications that can change the session list: a title, an order (time.updated), a parent, a session. */
+const LIST_EVENTS = new Set(['session.created', 'session.updated', 'session.deleted']);
+
 export class SessionState implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
+  private readonly sessionsChanged = new vscode.EventEmitter<void>();
   private session: SessionInfo | undefined;
   private readonly subs: { dispose(): void }[] = [];
 
   /** Fires when the current session or any session changes (server notifications included). */
   readonly onDidChange = this.changed.event;
+
+  /**
+   * Fires when the list of sessions may have changed: a session.* notification (created, updated, deleted; a new
+   * message moves its session's time.updated, which comes as session.updated), a new current session, or a server
+   * (re)start. Not for message.* notifications: an agent streaming parts sends dozens a second, and none of them
+   * changes a title, an order or a parent.
+   */
+  readonly onDidChangeSessions = this.sessionsChanged.event;
 
   constructor(
     readonly client: Sidecar,
@@ -20,7 +32,10 @@ export class SessionState implements vscode.Disposable {
   ) {
     this.subs.push(
       client.onNotification((method, params) => this.onNotification(method, params)),
-      client.onStarted(() => this.changed.fire()),
+      client.onStarted(() => {
+        this.changed.fire();
+        this.sessionsChanged.fire();
+      }),
     );
   }
 
@@ -36,6 +51,7 @@ export class SessionState implements vscode.Disposable {
     this.session = session;
     await this.memento.update(KEY, session?.id);
     this.changed.fire();
+    this.sessionsChanged.fire();
   }
 
   /** Re-reads the current session from the server (after a reload, or when a notification may have changed it). */
@@ -50,6 +66,7 @@ export class SessionState implements vscode.Disposable {
       await this.memento.update(KEY, undefined);
     }
     this.changed.fire();
+    this.sessionsChanged.fire();
     return this.session;
   }
 
@@ -65,10 +82,12 @@ export class SessionState implements vscode.Disposable {
       }
     }
     this.changed.fire();
+    if (LIST_EVENTS.has(method)) this.sessionsChanged.fire();
   }
 
   dispose(): void {
     for (const s of this.subs) s.dispose();
     this.changed.dispose();
+    this.sessionsChanged.dispose();
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { EXT_ROOT, agentTurn, createSession, startEnv, startShareServer, until, type Env } from './support/harness';
+import { EXT_ROOT, agentTurn, ascendingId, createSession, startEnv, startShareServer, until, type Env } from './support/harness';
 import { CancellationTokenSource, statusBarItems, StubQuickPick, ui, Uri } from './support/vscode';
 import type { SessionInfo } from '../src/protocol';
 import { undoTarget } from '../src/commands/undo';
@@ -193,6 +193,31 @@ describe('live refresh', () => {
     await until('tree refresh', () => fired > 0);
     sub.dispose();
     assert.ok((await env.tree.getChildren()).some((n) => n.session.id === s.id));
+  });
+
+  test('streamed parts do not reload the session view; the new message that moves the session does, once', async () => {
+    fresh();
+    const s = await createSession(env, 'streaming');
+    const { assistantID } = await agentTurn(env, s.id, 'stream something');
+    await env.tree.getChildren();
+    await new Promise((r) => setTimeout(r, 400)); // the refresh the turn itself scheduled
+    let fired = 0;
+    let changes = 0;
+    const sub = env.tree.onDidChangeTreeData(() => fired++);
+    const sub2 = env.state.onDidChange(() => changes++);
+    for (let i = 0; i < 30; i++) {
+      await env.rpc('part/update', { part: { id: ascendingId('prt'), sessionID: s.id, messageID: assistantID, type: 'text', text: `chunk ${i}` } });
+    }
+    await until('the part notifications', () => changes >= 30);
+    await new Promise((r) => setTimeout(r, 400)); // past the tree's 250 ms debounce
+    assert.equal(fired, 0, 'no reload for message.part.updated');
+
+    await agentTurn(env, s.id, 'a new prompt'); // session.updated (time.updated moved)
+    await until('tree refresh', () => fired > 0);
+    await new Promise((r) => setTimeout(r, 400));
+    sub.dispose();
+    sub2.dispose();
+    assert.equal(fired, 1, 'one reload for the burst');
   });
 });
 
