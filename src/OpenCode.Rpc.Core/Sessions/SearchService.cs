@@ -13,7 +13,8 @@ public sealed record SearchHit(JsonObject Session, string? MessageID, string? Pa
 /// Full-text search over session titles and the text of text, reasoning and tool parts (input, output, error,
 /// title), case-insensitive, newest first. OpenCode searches titles only. The searchable text of each session is kept
 /// in memory, lower-cased once, so a warm search is a vectorised ordinal scan. An entry is rebuilt when our own
-/// writes touch the session, or when its session file or message folder changed on disk (another process).
+/// writes touch the session, when the store watcher reports another process's write to it (<see cref="Forget"/>), or
+/// when its message folder changed on disk (another process, with no watcher).
 /// </summary>
 public sealed class SearchService
 {
@@ -27,13 +28,18 @@ public sealed class SearchService
     public SearchService(SessionStore store)
     {
         this.store = store;
-        store.Changed += e =>
+        store.Changed += Forget;
+    }
+
+    /// <summary>Drops what is kept of the session a change is about. Our own writes arrive here through the store;
+    /// the server also passes the store watcher's reports of other processes' writes: a part another window streams
+    /// into an existing message changes its part folder, not the message folder whose mtime an entry is checked by.</summary>
+    public void Forget(StoreEvent e)
+    {
+        if (SessionOf(e) is { } id)
         {
-            if (SessionOf(e) is { } id)
-            {
-                cache.TryRemove(id, out _);
-            }
-        };
+            cache.TryRemove(id, out _);
+        }
     }
 
     /// <summary>Searches one project (<paramref name="projectId"/>) or, with null, every project in the data dir.</summary>

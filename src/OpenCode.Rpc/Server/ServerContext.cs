@@ -70,7 +70,11 @@ public sealed class ServerContext
     {
         try
         {
-            return watcher = new StoreWatcher(Store, e => Notify(e.Type, e.Properties), m => Log("warning: " + m));
+            return watcher = new StoreWatcher(Store, e =>
+            {
+                Search.Forget(e); // before the client hears of it, so a search it makes then sees the change
+                Notify(e.Type, e.Properties);
+            }, m => Log("warning: " + m));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
         {

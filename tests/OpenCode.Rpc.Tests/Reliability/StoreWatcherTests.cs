@@ -46,6 +46,33 @@ public sealed class StoreWatcherTests(ITestOutputHelper output)
         Assert.DoesNotContain(a.Notifications, n => n.Method == Notifications.MessageUpdated && n.Params.GetProperty("info").GetProperty("sessionID").GetString() == fid);
     }
 
+    [Fact]
+    public async Task Search_FindsTextTheOtherWindowStreamsIntoAnExistingPart()
+    {
+        using var dirs = new TestDirs();
+        await using var a = await ProcessServer.StartAsync(dirs, output);
+        await using var b = await ProcessServer.StartAsync(dirs, output);
+        var session = await Conversation.NewSessionAsync(a, "shared");
+        string message = (await a.CallAsync(Methods.MessageUpdate, new { info = Build.Json(Build.User(session, 1_700_000_000_000)) })).GetProperty("id").GetString()!;
+        var text = Build.Text(session, message, "first draft");
+        string partId = (await a.CallAsync(Methods.PartUpdate, new { part = Build.Json(text) })).GetProperty("id").GetString()!;
+        await b.WaitForNotificationAsync(Notifications.MessagePartUpdated, p => Id(p, "part") == partId);
+
+        // B's search keeps the session's text once its message folder has been still for a while (2 s); a part
+        // rewritten later changes only the part's own folder.
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        Assert.Single((await b.CallAsync(Methods.SessionSearch, new { query = "first draft" })).EnumerateArray());
+        Assert.Single((await b.CallAsync(Methods.SessionSearch, new { query = "first draft" })).EnumerateArray());
+
+        // A (the other window) streams more text into the same part.
+        text["id"] = partId;
+        text["text"] = "first draft, then the zebra-quokka conclusion";
+        await a.CallAsync(Methods.PartUpdate, new { part = Build.Json(text) });
+        await b.WaitForNotificationAsync(Notifications.MessagePartUpdated, p => Id(p, "part") == partId && p.GetProperty("part").GetProperty("text").GetString()!.Contains("zebra", StringComparison.Ordinal));
+        var hit = Assert.Single((await b.CallAsync(Methods.SessionSearch, new { query = "zebra-quokka" })).EnumerateArray());
+        Assert.Equal(partId, hit.GetProperty("partID").GetString());
+    }
+
     private static string? Id(JsonElement p, string key) =>
         p.TryGetProperty(key, out var o) && o.TryGetProperty("id", out var id) ? id.GetString() : null;
 }
