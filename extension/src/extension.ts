@@ -57,6 +57,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Extens
   context.subscriptions.push(watchSessionErrors(client, state));
   const tree = new SessionTreeProvider(state);
   const view = vscode.window.createTreeView<SessionNode>('opencodeRpc.sessions', { treeDataProvider: tree, showCollapseAll: true });
+  tree.onLoaded = (note) => (view.message = note);
   const previews = new PreviewContent();
   const ctx: CommandContext = {
     state,

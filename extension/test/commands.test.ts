@@ -6,7 +6,7 @@ import { EXT_ROOT, agentTurn, ascendingId, createSession, startEnv, startShareSe
 import { CancellationTokenSource, statusBarItems, StubQuickPick, ui, Uri } from './support/vscode';
 import type { SessionInfo } from '../src/protocol';
 import { undoTarget } from '../src/commands/undo';
-import { buildForest, treeEdges } from '../src/views/sessionTree';
+import { buildForest, SessionTreeProvider, treeEdges } from '../src/views/sessionTree';
 
 /** The "not supported by this server" warning for a command whose method the server does not offer. */
 function assertUnsupported(title: string, method?: string) {
@@ -218,6 +218,30 @@ describe('live refresh', () => {
     sub.dispose();
     sub2.dispose();
     assert.equal(fired, 1, 'one reload for the burst');
+  });
+});
+
+describe('session view limit', () => {
+  test('the view lists the most recently updated sessions up to its limit, and its message says where the rest are', async () => {
+    fresh();
+    const made: SessionInfo[] = [];
+    for (let i = 0; i < 4; i++) {
+      made.push(await createSession(env, `limited ${i}`));
+      await new Promise((r) => setTimeout(r, 5)); // distinct time.updated
+    }
+    const limited = new SessionTreeProvider(env.state, 3);
+    let note: string | undefined = 'not loaded';
+    limited.onLoaded = (n) => (note = n);
+    const roots = await limited.getChildren();
+    assert.deepEqual(new Set(roots.map((r) => r.session.id)), new Set([made[1].id, made[2].id, made[3].id]));
+    assert.equal(note, 'The 3 most recently updated sessions. Switch Session lists them all.');
+    limited.dispose();
+
+    const roomy = new SessionTreeProvider(env.state, 10_000);
+    roomy.onLoaded = (n) => (note = n);
+    assert.ok((await roomy.getChildren()).some((r) => r.session.id === made[0].id));
+    assert.equal(note, undefined);
+    roomy.dispose();
   });
 });
 

@@ -18,6 +18,10 @@ interface TreeNodeLike {
  * sessions on disk, so only the server knows where they came from. */
 const TREE_LOOKUPS = 20;
 
+/** How many sessions the view lists, most recently updated first. A project of 10,000 sessions is a 2.5 MB
+ * session/list to parse on every reload and a tree no one scrolls; Switch Session lists (and filters) them all. */
+export const TREE_LIMIT = 500;
+
 /**
  * Parent→child edges from a session/tree result `{session, ancestors (nearest first), descendants (nested)}`:
  * each ancestor is the origin of the one below it, and descendants nest under the session.
@@ -78,9 +82,15 @@ export class SessionTreeProvider implements vscode.TreeDataProvider<SessionNode>
 
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly state: SessionState) {
+  /** Set after each load: a line for the view's message when the list was cut at the limit, else undefined. */
+  onLoaded: ((note: string | undefined) => void) | undefined;
+
+  constructor(
+    private readonly state: SessionState,
+    private readonly limit = TREE_LIMIT,
+  ) {
     // Only what can change the list (not every streamed part), and at most once per burst: each reload is a
-    // session/list of the whole project (2.5 MB at 10,000 sessions).
+    // session/list (up to `limit` sessions).
     this.sub = state.onDidChangeSessions(() => this.scheduleRefresh());
   }
 
@@ -99,7 +109,12 @@ export class SessionTreeProvider implements vscode.TreeDataProvider<SessionNode>
 
   async load(): Promise<SessionNode[]> {
     const client = this.state.client;
-    const sessions = await client.call('session/list', {});
+    const sessions = await client.call('session/list', { limit: this.limit });
+    this.onLoaded?.(
+      sessions.length >= this.limit
+        ? `The ${this.limit} most recently updated sessions. Switch Session lists them all.`
+        : undefined,
+    );
     const edges: [string, string][] = [];
     if (client.supports('session/tree')) {
       const current = this.state.currentId;
