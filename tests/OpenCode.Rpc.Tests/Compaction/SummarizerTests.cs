@@ -287,7 +287,8 @@ internal sealed class FakeOpenAi : IDisposable
     public void Dispose()
     {
         stop.Cancel();
-        listener.Stop();
+        // Close alone: on Unix, Stop then Close removes the listener twice, and the second removal binds the
+        // port again, failing ("Address already in use") when another test has taken it in between.
         listener.Close();
         try
         {

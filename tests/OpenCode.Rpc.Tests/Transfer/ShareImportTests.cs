@@ -71,7 +71,8 @@ public sealed class ShareImportTests
 
         public async ValueTask DisposeAsync()
         {
-            listener.Stop();
+            // Close alone: on Unix, Stop then Close removes the listener twice, and the second removal binds the
+            // port again, failing ("Address already in use") when another test has taken it in between.
             listener.Close();
             await loop.WaitAsync(TimeSpan.FromSeconds(10));
         }
