@@ -26,7 +26,7 @@ public sealed class StoreWatcher : IDisposable
     private readonly ConcurrentDictionary<string, string> known = new(StringComparer.Ordinal); // object id -> hash last seen
     private readonly ConcurrentDictionary<string, byte> dirty = new(StringComparer.Ordinal);
     private readonly List<FileSystemWatcher> watchers = [];
-    private readonly Timer timer;
+    private readonly Timer? timer; // FileSystemWatcher mode's debounce; the inotify reader debounces by itself
     private readonly Inotify? inotify;
     private readonly bool deepParts;
     private readonly ConcurrentDictionary<string, byte> unreadable = new(StringComparer.Ordinal); // read once, torn
@@ -56,7 +56,6 @@ public sealed class StoreWatcher : IDisposable
         this.warn = warn;
         this.debounce = debounce ?? TimeSpan.FromMilliseconds(100);
         store.Changed += Remember;
-        timer = new Timer(_ => Drain());
         string parts = Path.Combine(layout.Storage, "part");
         int folders = Directory.Exists(parts) ? Directory.EnumerateDirectories(parts).Take(maxPartFolders + 1).Count() : 0;
         deepParts = folders <= maxPartFolders;
@@ -92,6 +91,7 @@ public sealed class StoreWatcher : IDisposable
             }
 
             // One watcher per area, not one over storage/, for the same reasons.
+            timer = new Timer(_ => Drain());
             Watch(Path.Combine(layout.Storage, "session"), recursive: true);
             Watch(Path.Combine(layout.Storage, "message"), recursive: true);
             Watch(parts, recursive: deepParts);
@@ -321,7 +321,7 @@ public sealed class StoreWatcher : IDisposable
     private void Schedule(string path)
     {
         dirty[path] = 0;
-        if (inotify is null && Interlocked.Exchange(ref scheduled, 1) == 0) // the inotify reader drains by itself
+        if (timer is not null && Interlocked.Exchange(ref scheduled, 1) == 0)
         {
             timer.Change(debounce, Timeout.InfiniteTimeSpan);
         }
@@ -429,7 +429,7 @@ public sealed class StoreWatcher : IDisposable
             w.Dispose();
         }
 
-        timer.Dispose();
+        timer?.Dispose();
         if (reader is null)
         {
             inotify?.Dispose(); // otherwise the reader closes it as it leaves (it may be reading it now)
