@@ -19,8 +19,8 @@ export class SessionState implements vscode.Disposable {
   readonly onDidChange = this.changed.event;
 
   /**
-   * Fires when the list of sessions may have changed: a session.* notification (created, updated, deleted; a new
-   * message moves its session's time.updated, which comes as session.updated), a new current session, or a server
+   * Fires when the list of sessions may have changed: one of LIST_EVENTS (a new message moves its session's
+   * time.updated, which comes as session.updated), a new current session, or a server
    * (re)start. Not for message.* notifications: an agent streaming parts sends dozens a second, and none of them
    * changes a title, an order or a parent.
    */
@@ -32,10 +32,7 @@ export class SessionState implements vscode.Disposable {
   ) {
     this.subs.push(
       client.onNotification((method, params) => this.onNotification(method, params)),
-      client.onStarted(() => {
-        this.changed.fire();
-        this.sessionsChanged.fire();
-      }),
+      client.onStarted(() => this.fireAll()),
     );
   }
 
@@ -50,8 +47,7 @@ export class SessionState implements vscode.Disposable {
   async setCurrent(session: SessionInfo | undefined): Promise<void> {
     this.session = session;
     await this.memento.update(KEY, session?.id);
-    this.changed.fire();
-    this.sessionsChanged.fire();
+    this.fireAll();
   }
 
   /** Re-reads the current session from the server (after a reload, or when a notification may have changed it). */
@@ -65,8 +61,7 @@ export class SessionState implements vscode.Disposable {
       this.session = undefined;
       await this.memento.update(KEY, undefined);
     }
-    this.changed.fire();
-    this.sessionsChanged.fire();
+    this.fireAll();
     return this.session;
   }
 
@@ -83,6 +78,12 @@ export class SessionState implements vscode.Disposable {
     }
     this.changed.fire();
     if (LIST_EVENTS.has(method)) this.sessionsChanged.fire();
+  }
+
+  /** A new current session or a (re)started server: the list may differ as well as the current session. */
+  private fireAll(): void {
+    this.changed.fire();
+    this.sessionsChanged.fire();
   }
 
   dispose(): void {
